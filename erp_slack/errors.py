@@ -1,0 +1,110 @@
+"""Every error the project raises, grouped by what the caller does next.
+
+    ErpSlackError
+    ├── ConfigError          fix the configuration (carries the field path)
+    ├── SourceError
+    │   ├── SourceUnavailable    try again later (network, 5xx, timeouts, malformed replies)
+    │   ├── SourceAuthFailed     skip this cycle, audit it, alert (wrong password, no access)
+    │   └── SourceSessionExpired the session token is no longer valid: log on again once
+    ├── BadRecord            quarantine this row, keep going (carries entity, key, reason)
+    └── SlackError
+        ├── SlackRateLimited     wait ``retry_after`` seconds, then send the same batch again
+        ├── SlackRejected        Slack said no (carries Slack's error code)
+        └── DeliveryAmbiguous    may have been posted: reconcile before sending again
+
+Facts live in attributes, never only in message text. Messages are built from sanitised
+URLs: a query string with a password never reaches an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ErpSlackError",
+    "ConfigError",
+    "SourceError",
+    "SourceUnavailable",
+    "SourceAuthFailed",
+    "SourceSessionExpired",
+    "BadRecord",
+    "SlackError",
+    "SlackRateLimited",
+    "SlackRejected",
+    "DeliveryAmbiguous",
+]
+
+
+class ErpSlackError(Exception):
+    """Root of every error raised by erp-slack-flows."""
+
+
+class ConfigError(ErpSlackError):
+    """The configuration is wrong; ``path`` names the field (``slack.channels.ap``)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
+class SourceError(ErpSlackError):
+    """Something went wrong talking to an ERP."""
+
+    def __init__(self, message: str, *, source: str = "", url: str = "", status: int | None = None) -> None:
+        self.source = source
+        self.url = url  # always sanitised by the client before it gets here
+        self.status = status
+        super().__init__(message)
+
+
+class SourceUnavailable(SourceError):
+    """The ERP did not answer usefully this time; a later attempt may work."""
+
+
+class SourceAuthFailed(SourceError):
+    """The ERP refused our credentials or access; retrying will not help until they change."""
+
+
+class SourceSessionExpired(SourceError):
+    """The ERP session token is invalid or was evicted by another logon."""
+
+
+class BadRecord(ErpSlackError):
+    """One ERP row cannot be used; it is quarantined with this reason."""
+
+    def __init__(self, entity: str, key: str | None, reason: str) -> None:
+        self.entity = entity
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{entity} {key or '(no key)'}: {reason}")
+
+
+class SlackError(ErpSlackError):
+    """Something went wrong talking to Slack."""
+
+
+class SlackRateLimited(SlackError):
+    """Slack answered 429; wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, *, method: str = "chat.postMessage") -> None:
+        self.retry_after = retry_after
+        self.method = method
+        super().__init__(f"{method} rate limited; retry after {retry_after:g}s")
+
+
+class SlackRejected(SlackError):
+    """Slack refused the call with ``ok: false``; ``code`` is Slack's error code."""
+
+    def __init__(self, code: str, *, method: str = "chat.postMessage", status: int = 200) -> None:
+        self.code = code
+        self.method = method
+        self.status = status
+        super().__init__(f"{method} failed: {code}")
+
+
+class DeliveryAmbiguous(SlackError):
+    """The post may have reached Slack (timeout or 5xx after sending): reconcile first."""
+
+    def __init__(self, reason: str, *, method: str = "chat.postMessage") -> None:
+        self.reason = reason
+        self.method = method
+        super().__init__(f"{method} outcome unknown: {reason}")

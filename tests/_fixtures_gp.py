@@ -1,0 +1,1 @@
+"""Pytest fixtures serving the gp simulator on loopback."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures serving the slack simulator on loopback."""

@@ -1,0 +1,1 @@
+"""Pytest fixtures serving the syspro simulator on loopback."""
