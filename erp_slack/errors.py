@@ -8,6 +8,7 @@
     │   └── SourceSessionExpired the session token is no longer valid: log on again once
     ├── BadRecord            quarantine this row, keep going (carries entity, key, reason)
     └── SlackError
+        ├── SlackUnavailable     nothing reached Slack (connection refused): back off, resend
         ├── SlackRateLimited     wait ``retry_after`` seconds, then send the same batch again
         ├── SlackRejected        Slack said no (carries Slack's error code)
         └── DeliveryAmbiguous    may have been posted: reconcile before sending again
@@ -27,6 +28,7 @@ __all__ = [
     "SourceSessionExpired",
     "BadRecord",
     "SlackError",
+    "SlackUnavailable",
     "SlackRateLimited",
     "SlackRejected",
     "DeliveryAmbiguous",
@@ -80,6 +82,15 @@ class BadRecord(ErpSlackError):
 
 class SlackError(ErpSlackError):
     """Something went wrong talking to Slack."""
+
+
+class SlackUnavailable(SlackError):
+    """The request never reached Slack (refused, DNS): resending cannot duplicate."""
+
+    def __init__(self, reason: str, *, method: str = "chat.postMessage") -> None:
+        self.reason = reason
+        self.method = method
+        super().__init__(f"{method} not sent: {reason}")
 
 
 class SlackRateLimited(SlackError):

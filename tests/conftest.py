@@ -1,3 +1,8 @@
 """Shared pytest set-up: the simulator fixtures live in one module per simulator."""
 
-pytest_plugins = ["tests._fixtures_slack", "tests._fixtures_syspro", "tests._fixtures_gp"]
+pytest_plugins = [
+    "tests._fixtures_store",
+    "tests._fixtures_slack",
+    "tests._fixtures_syspro",
+    "tests._fixtures_gp",
+]

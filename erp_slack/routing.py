@@ -1,0 +1,144 @@
+"""Routing: which Slack channel a record goes to, or why it is filtered.
+
+Rules are tried top to bottom and the first that matches decides, so severity rules
+("supplier invoices of 50,000 or more → #ap-large") go above the general ones. A record that no
+rule matches is recorded as ``filtered`` with the reason "no route", never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from erp_slack.model import Entity, Record
+from erp_slack.slack.templates import TEMPLATES
+
+__all__ = ["Rule", "Routes", "Route", "route"]
+
+
+class Rule(BaseModel):
+    """One routing rule.
+
+    Attributes:
+        entity: Entity names this rule applies to (``ap_invoice``), or ``*``.
+        source: ``syspro``, ``gp`` or ``*``.
+        company: Company this rule applies to, or ``*``.
+        channel: Where matching records go (``#ap-invoices`` or a channel ID).
+        skip: Filter matching records out instead (recorded as ``filtered``).
+        min_amount: Match only records whose amount is at least this.
+        max_amount: Match only records whose amount is below this.
+        suppliers: Match only these supplier / vendor codes.
+        exclude_suppliers: Never match these supplier / vendor codes.
+        statuses: Match only these statuses (as shown, e.g. ``Released``).
+        name: A label for this rule in audit rows and reports.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str | list[str] = "*"
+    source: str = "*"
+    company: str = "*"
+    channel: str | None = None
+    skip: bool = False
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    suppliers: list[str] | None = None
+    exclude_suppliers: list[str] = Field(default_factory=list)
+    statuses: list[str] | None = None
+    name: str | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v not in ("*", "syspro", "gp"):
+            raise ValueError("must be 'syspro', 'gp' or '*'")
+        return v
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_shape(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or " " in v.strip()):
+            raise ValueError("must be a channel name like '#ap-invoices' or a channel ID")
+        return v.strip() if v else v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Rule":
+        if not self.skip and not self.channel:
+            raise ValueError("a rule needs a channel (or skip = true)")
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
+            raise ValueError("min_amount is above max_amount")
+        return self
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return (self.entity,) if isinstance(self.entity, str) else tuple(self.entity)
+
+    def label(self, index: int) -> str:
+        return self.name or f"rule {index + 1}"
+
+    def matches(self, record: Record, entity: Entity) -> bool:
+        if self.source not in ("*", record.source) or self.company not in ("*", record.company):
+            return False
+        if "*" not in self.entities and record.entity not in self.entities:
+            return False
+        code = _party(record)
+        if self.suppliers is not None and code not in self.suppliers:
+            return False
+        if code is not None and code in self.exclude_suppliers:
+            return False
+        if self.min_amount is not None or self.max_amount is not None:
+            amount = _amount(record, entity)
+            if amount is None:
+                return False
+            if self.min_amount is not None and amount < self.min_amount:
+                return False
+            if self.max_amount is not None and amount >= self.max_amount:
+                return False
+        if self.statuses is not None:
+            status = record.fields.get(entity.status_field) if entity.status_field else None
+            if status is None or str(status) not in self.statuses:
+                return False
+        return True
+
+
+class Routes(BaseModel):
+    """The ordered rule list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[Rule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A routing decision: a channel, or None with the reason it was filtered."""
+
+    channel: str | None
+    reason: str
+
+
+def route(record: Record, entity: Entity, rules: Sequence[Rule]) -> Route:
+    """The first matching rule decides."""
+    for i, rule in enumerate(rules):
+        if rule.matches(record, entity):
+            if rule.skip:
+                return Route(None, f"filtered by {rule.label(i)}")
+            return Route(rule.channel, f"routed by {rule.label(i)}")
+    return Route(None, "no route")
+
+
+def _party(record: Record) -> str | None:
+    for name in ("supplier", "vendor"):
+        v = record.fields.get(name)
+        if v:
+            return str(v)
+    return None
+
+
+def _amount(record: Record, entity: Entity) -> Decimal | None:
+    name = TEMPLATES[entity.template].amount_field
+    value: Any = record.fields.get(name) if name else None
+    return value if isinstance(value, Decimal) else None

@@ -1,0 +1,104 @@
+"""The audit store's tables (SQLAlchemy Core). People query these: keep names stable.
+
+The schema is created and upgraded by the Alembic migrations in ``erp_slack/migrations``;
+this module is the one description both the migrations and the store read.
+
+    watermarks     one row per (source, company, entity): how far polling has read
+    deliveries     the outbox and the per-message audit trail, one row per record version
+    audit_events   everything else that happened: polls, logons, bad rows, rate limits, …
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "STATUSES", "EVENTS"]
+
+metadata = MetaData()
+
+# Delivery statuses. pending → sending → sent is the happy path; "sending" rows older than the
+# lease are reconciled against Slack before anything is re-posted.
+STATUSES = ("pending", "sending", "sent", "filtered", "dry-run", "failed", "dead")
+# What a delivery says about its record.
+EVENTS = ("created", "updated", "status_change")
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("source", String(20), primary_key=True),
+    Column("company", String(100), primary_key=True),
+    Column("entity", String(60), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("value", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("flow_run_id", String(64)),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),
+    Column("source", String(20), nullable=False),
+    Column("company", String(100), nullable=False),
+    Column("entity", String(60), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("version", String(32), nullable=False),
+    # A dry run records what would be posted without blocking the real post later.
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("event", String(20), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("cursor", String(64)),
+    Column("fields", Text, nullable=False),
+    Column("changes", Text),
+    Column("payload", Text),
+    Column("batch_uid", String(32)),
+    Column("batch_size", Integer),
+    Column("slack_channel_id", String(32)),
+    Column("slack_ts", String(32)),
+    Column("permalink", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("flow_run_id", String(64)),
+    UniqueConstraint("source", "company", "entity", "record_key", "version", "dry_run", name="uq_delivery_version"),
+    Index("ix_deliveries_lane", "status", "channel", "id"),
+    Index("ix_deliveries_record", "source", "company", "entity", "record_key"),
+    Index("ix_deliveries_batch", "batch_uid"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("source", String(20)),
+    Column("company", String(100)),
+    Column("entity", String(60)),
+    Column("record_key", String(200)),
+    Column("channel", String(100)),
+    Column("delivery_id", Integer),
+    Column("message", Text),
+    Column("details", Text),
+    Column("flow_run_id", String(64)),
+    Index("ix_audit_kind_at", "kind", "at"),
+)

@@ -1,0 +1,308 @@
+"""Block Kit rendering: pure functions from delivery rows to Slack messages.
+
+Every string that came from an ERP is escaped (``&``, ``<``, ``>``; reference/slack.md §4) so
+data can never ping ``@channel``, mention a user or forge a link, and every Block Kit limit is
+enforced here by truncating with an ellipsis *before* the blocks are built; slack_sdk's model
+validation (``to_dict``) then acts as a backstop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping, Protocol, Sequence
+from urllib.parse import quote, urlsplit
+
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from erp_slack.model import Entity
+from erp_slack.slack.templates import TEMPLATES, Template
+
+__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "escape", "EVENT_TYPE", "SOURCE_NAMES"]
+
+EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action> (slack.md §3.3)
+SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
+
+HEADER_MAX = HeaderBlock.text_max_length  # 150
+SECTION_MAX = SectionBlock.text_max_length  # 3000
+FIELD_MAX = 2000  # per section field; slack_sdk does not check it (slack.md §3.1)
+FIELDS_MAX = SectionBlock.fields_max_length  # 10
+TEXT_MAX = 3000  # top-level fallback text; Slack suggests ≤ 4,000
+TOTAL_MAX = 10_000  # cumulative block text: Slack rejects ~12–13k, keep a margin (slack.md §1.2)
+LINE_MAX = 300  # one digest line
+DIGEST_MAX = 25  # records per digest message: 25 × LINE_MAX stays under TOTAL_MAX
+
+
+class Notice(Protocol):
+    """What the renderer needs of a delivery (``store.Delivery`` satisfies it)."""
+
+    uid: str
+    source: str
+    company: str
+    entity: str
+    record_key: str
+    event: str
+    fields: Mapping[str, Any]
+    changes: Sequence[Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat.postMessage payload."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "blocks": self.blocks,
+            "metadata": self.metadata,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+
+
+# --- text safety --------------------------------------------------------------------------
+
+
+def escape(value: Any) -> str:
+    """Slack's three control characters as entities; ``&`` first (slack.md §4)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut escaped text to ``limit`` characters with an ellipsis, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    cut = _PARTIAL_ENTITY.sub("", text[: limit - 1])
+    return cut + "…"
+
+
+def safe_link(url: str, label: str) -> str | None:
+    """A ``<url|label>`` link we build ourselves: http(s) only, label escaped."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    clean = quote(url, safe=":/?&=#%.,-_~+;@!$'()*")
+    return f"<{clean}|{escape(label).replace('|', '¦')}>"
+
+
+# --- value formatting ---------------------------------------------------------------------
+
+
+def _money(value: Any, currency: str) -> str:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    text = f"{d:,.2f}"
+    return f"{currency} {text}".strip()
+
+
+def _qty(value: Any) -> str:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    return f"{d.normalize():f}" if d == d.to_integral() else f"{d.normalize():f}"
+
+
+def _fmt(value: Any, kind: str, currency: str) -> str:
+    if value is None or value == "":
+        return ""
+    if kind == "money":
+        return _money(value, currency)
+    if kind == "qty":
+        return _qty(value)
+    if kind == "date":
+        return value.isoformat() if isinstance(value, date) else str(value)[:10]
+    if kind == "int":
+        try:
+            return str(int(Decimal(str(value))))
+        except (InvalidOperation, ValueError):
+            return str(value)
+    return str(value)
+
+
+class _Fields(dict):
+    """Format-string lookup: missing fields show as '?' instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fill(fmt: str, notice: Notice, template: Template, entity: Entity | None) -> str:
+    currency = _currency(notice, entity)
+    values = _Fields()
+    kinds = {s.field: s.format for s in template.slots}
+    for k, v in notice.fields.items():
+        if v is not None and v != "":
+            values[k] = _fmt(v, kinds.get(k, "text"), currency)
+    return fmt.format_map(values)
+
+
+def _currency(notice: Notice, entity: Entity | None) -> str:
+    if entity is not None and entity.currency_field:
+        cur = notice.fields.get(entity.currency_field)
+        if cur:
+            return str(cur)
+    return entity.default_currency if entity is not None else ""
+
+
+# --- messages -----------------------------------------------------------------------------
+
+_EVENT_WORD = {"created": "New", "updated": "Updated", "status_change": "Status changed"}
+
+
+def _template(notice: Notice, entity: Entity | None) -> Template:
+    return TEMPLATES[entity.template] if entity is not None else TEMPLATES["supplier_invoice"]
+
+
+def _metadata(notices: Sequence[Notice], batch_uid: str) -> dict[str, Any]:
+    # Read back by reconciliation after an ambiguous failure (send.py); no secrets, no PII.
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"batch": batch_uid, "deliveries": [n.uid for n in notices], "schema_version": 1},
+    }
+
+
+def _changes_text(notice: Notice, template: Template, entity: Entity | None) -> str:
+    labels = {s.field: (s.label, s.format) for s in template.slots}
+    currency = _currency(notice, entity)
+    parts = []
+    for name, old, new in notice.changes:
+        label, kind = labels.get(name, (name.replace("_", " ").capitalize(), "text"))
+        before = escape(_fmt(old, kind, currency)) or "—"
+        after = escape(_fmt(new, kind, currency)) or "—"
+        parts.append(f"*{escape(label)}*: {before} → {after}")
+    return "\n".join(parts)
+
+
+def render_one(notice: Notice, entity: Entity | None, *, batch_uid: str) -> Message:
+    """One record, one message: header, up to ten fields, what changed, and the source line."""
+    template = _template(notice, entity)
+    currency = _currency(notice, entity)
+    word = _EVENT_WORD.get(notice.event, "")
+    headline = _fill(template.headline, notice, template, entity)
+    title = f"{word}: {headline}" if word and notice.event != "created" else headline
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(escape(title), HEADER_MAX), emoji=False))]
+    fields = []
+    for slot in template.slots:
+        shown = _fmt(notice.fields.get(slot.field), slot.format, currency)
+        if shown:
+            body = clip(escape(shown), FIELD_MAX - len(slot.label) - 4)
+            fields.append(MarkdownTextObject(text=f"*{slot.label}*\n{body}", verbatim=True))
+    if fields:
+        blocks.append(SectionBlock(fields=fields[:FIELDS_MAX]))
+    if notice.changes:
+        changed = _changes_text(notice, template, entity)
+        if changed:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*What changed*\n" + changed, SECTION_MAX), verbatim=True)))
+    remarks = notice.fields.get("remarks")
+    if remarks:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(escape(remarks), SECTION_MAX), verbatim=True)))
+    context = [MarkdownTextObject(text=clip(_source_line(notice, entity), 2000), verbatim=True)]
+    link = _link(notice, entity)
+    if link:
+        context.append(MarkdownTextObject(text=link, verbatim=True))
+    blocks.append(ContextBlock(elements=context))
+    text = clip(f"{template.emoji} {escape(title)}", TEXT_MAX)
+    return _message(text, blocks, _metadata([notice], batch_uid))
+
+
+def render_digest(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str) -> Message:
+    """Several records of one channel in one message: a header, then one line per record."""
+    if not notices:
+        raise ValueError("a digest needs at least one record")
+    if len(notices) > DIGEST_MAX:
+        raise ValueError(f"a digest carries at most {DIGEST_MAX} records")
+    nouns = {(_template(n, entities.get((n.source, n.entity))).noun) for n in notices}
+    noun = nouns.pop().lower() + "s" if len(nouns) == 1 else "ERP updates"
+    title = f"{len(notices)} {noun}"
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_MAX), emoji=False))]
+    lines, summaries = [], []
+    for n in notices:
+        entity = entities.get((n.source, n.entity))
+        template = _template(n, entity)
+        word = _EVENT_WORD.get(n.event, "")
+        summary = escape(_fill(template.summary, n, template, entity))
+        summaries.append(summary)
+        tag = f" _{word.lower()}_" if n.event != "created" else ""
+        if n.changes and n.event != "created":
+            tag += " — " + _changes_text(n, template, entity).replace("\n", "; ")
+        lines.append(clip(f"{template.emoji} {summary}{tag}", LINE_MAX))
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_MAX - 10:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+            chunk = []
+        chunk.append(line)
+    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+    blocks.append(DividerBlock())
+    first = notices[0]
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_source_line(first, entities.get((first.source, first.entity)), digest=True), verbatim=True)]))
+    more = " …" if len(summaries) > 5 else ""
+    text = clip(f"{title}: " + "; ".join(summaries[:5]) + more, TEXT_MAX)
+    return _message(text, blocks, _metadata(notices, batch_uid))
+
+
+def render(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str) -> Message:
+    """One message for one record, a digest for several."""
+    if len(notices) == 1:
+        n = notices[0]
+        return render_one(n, entities.get((n.source, n.entity)), batch_uid=batch_uid)
+    return render_digest(notices, entities, batch_uid=batch_uid)
+
+
+def _source_line(notice: Notice, entity: Entity | None, *, digest: bool = False) -> str:
+    system = SOURCE_NAMES.get(notice.source, notice.source)
+    what = "" if digest or entity is None else f" · {escape(entity.title)} {escape(notice.record_key)}"
+    return clip(f"{system} · company {escape(notice.company)}{what}", 2000)
+
+
+def _link(notice: Notice, entity: Entity | None) -> str | None:
+    if entity is None or not entity.link:
+        return None
+    try:
+        url = entity.link.format_map({k: quote(str(v), safe="") for k, v in notice.fields.items() if v is not None})
+    except (KeyError, ValueError):
+        return None
+    return safe_link(url, f"Open in {SOURCE_NAMES.get(notice.source, notice.source)}")
+
+
+def _message(text: str, blocks: list[Any], metadata: dict[str, Any]) -> Message:
+    dicts = [b.to_dict() for b in blocks]  # slack_sdk validates its own limits here
+    return Message(text=text or "ERP notification", blocks=dicts, metadata=metadata)
+
+
+def block_text_size(blocks: Sequence[Mapping[str, Any]]) -> int:
+    """Characters of text across blocks, as Slack's cumulative limit counts them (roughly)."""
+    total = 0
+
+    def walk(node: Any) -> None:
+        nonlocal total
+        if isinstance(node, dict):
+            if node.get("type") in ("plain_text", "mrkdwn"):
+                total += len(node.get("text", ""))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(list(blocks))
+    return total

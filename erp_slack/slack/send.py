@@ -1,0 +1,607 @@
+"""Delivering the outbox to Slack: a gateway over slack_sdk and a lane-per-channel drainer.
+
+Each channel is a lane paced at ``rate_per_channel`` (Slack allows ≈1 message/s per channel,
+reference/slack.md §2); lanes run in parallel on a few threads under one workspace-wide token
+bucket. A lane with a deep backlog sends digests (several records in one message) instead of
+queueing for minutes. Every message carries metadata naming its batch, so after an ambiguous
+failure the drainer looks for it in ``conversations.history`` before posting again: a record
+reaches Slack once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import heapq
+import itertools
+import random
+import socket
+import threading
+import time
+import urllib.error
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from erp_slack.errors import DeliveryAmbiguous, SlackRateLimited, SlackRejected, SlackUnavailable
+from erp_slack.model import Entity
+from erp_slack.slack import policy as P
+from erp_slack.slack.render import DIGEST_MAX, Message, render
+from erp_slack.store import Delivery, Store, utcnow
+
+__all__ = ["SlackGateway", "Drainer", "DrainSettings", "DrainReport", "Clock", "RealClock", "TokenBucket"]
+
+
+# --- time ---------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """Monotonic time; ``sleep`` can be cut short by ``wake`` (used when a lane halts)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stop.wait(seconds)
+
+
+class TokenBucket:
+    """A thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._tokens = burst
+        self._at = clock.now()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        """Block until one token is available, then take it."""
+        while True:
+            with self._lock:
+                now = self.clock.now()
+                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+                self._at = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            self.clock.sleep(wait)
+
+
+# --- the Slack gateway --------------------------------------------------------------------
+
+_AMBIGUOUS_CODES = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+@dataclass(frozen=True)
+class Posted:
+    channel_id: str
+    ts: str
+
+
+class SlackGateway:
+    """The Slack Web API calls the product makes, with typed errors.
+
+    Posts go through a client with **no** retry handlers: slack_sdk's connection retry can
+    re-send a message that already arrived (slack.md §5). Reads keep the built-in retries.
+    """
+
+    def __init__(self, token: str, *, base_url: str | None = None, timeout: float = 10.0, team_url: str | None = None):
+        kwargs: dict[str, Any] = {"token": token, "timeout": int(max(1, timeout))}
+        if base_url:
+            kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
+        self._writer = WebClient(retry_handlers=[], **kwargs)
+        self._reader = WebClient(
+            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
+            **kwargs,
+        )
+        self._team_url = team_url
+        self._ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # One method per remote operation (reference/slack.md §1).
+
+    def auth_test(self) -> Mapping[str, Any]:
+        """``auth.test``: who the token is; raises SlackRejected for a bad token (§1.7)."""
+        data = self._call(self._reader.auth_test, "auth.test")
+        self._team_url = self._team_url or data.get("url")
+        return data
+
+    def post(self, channel: str, message: Message) -> Posted:
+        """``chat.postMessage`` once, never retried here (§1.2)."""
+        data = self._call(lambda: self._writer.chat_postMessage(channel=channel, **message.as_kwargs()), "chat.postMessage")
+        return Posted(channel_id=data["channel"], ts=data["ts"])
+
+    def join(self, channel_id: str) -> None:
+        """``conversations.join`` (public channels only; §1.6)."""
+        self._call(lambda: self._reader.conversations_join(channel=channel_id), "conversations.join")
+
+    def channel_info(self, channel_id: str) -> Mapping[str, Any]:
+        """``conversations.info``: membership and archive state, for the connection check."""
+        return self._call(lambda: self._reader.conversations_info(channel=channel_id), "conversations.info")["channel"]
+
+    def resolve(self, channel: str) -> str:
+        """A configured channel (``#ap``, ``ap`` or an ID) → its ID, via ``conversations.list``."""
+        if channel[:1] in "CGD" and channel[1:].isalnum() and channel.upper() == channel:
+            return channel
+        name = channel.lstrip("#")
+        with self._lock:
+            if name not in self._ids:
+                cursor = None
+                while True:
+                    data = self._call(
+                        lambda: self._reader.conversations_list(
+                            types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor
+                        ),
+                        "conversations.list",
+                    )
+                    for ch in data.get("channels", []):
+                        self._ids.setdefault(ch["name"], ch["id"])
+                    cursor = (data.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor:
+                        break
+            if name not in self._ids:
+                raise SlackRejected("channel_not_found", method="conversations.list")
+            return self._ids[name]
+
+    def find_batch(self, channel_id: str, batch_uid: str, *, oldest: float | None = None) -> str | None:
+        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it (§1.5)."""
+        cursor = None
+        for _ in range(20):  # bounded: a batch is looked for near its claim time only
+            data = self._call(
+                lambda: self._reader.conversations_history(
+                    channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor,
+                    oldest=f"{oldest:.6f}" if oldest else None,
+                ),
+                "conversations.history",
+            )
+            for msg in data.get("messages", []):
+                payload = (msg.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("batch") == batch_uid:
+                    return msg["ts"]
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    def permalink(self, channel_id: str, ts: str) -> str | None:
+        """The message's permalink, built the way Slack builds it (saves a call per message)."""
+        if not self._team_url:
+            return None
+        return f"{self._team_url.rstrip('/')}/archives/{channel_id}/p{ts.replace('.', '')}"
+
+    @staticmethod
+    def _call(fn: Callable[[], Any], method: str) -> Any:
+        try:
+            return fn().data
+        except SlackApiError as exc:
+            resp = exc.response
+            status = resp.status_code
+            code = (resp.data or {}).get("error", "") if isinstance(resp.data, dict) else ""
+            if status == 429 or code in ("ratelimited", "rate_limited"):
+                raw = resp.headers.get("Retry-After") or resp.headers.get("retry-after") or "1"
+                try:
+                    retry_after = float(raw)
+                except ValueError:
+                    retry_after = 1.0
+                raise SlackRateLimited(retry_after, method=method) from None
+            if status >= 500 or code in _AMBIGUOUS_CODES or code.startswith("Received a response in a non-JSON"):
+                raise DeliveryAmbiguous(f"HTTP {status} {code}".strip(), method=method) from None
+            raise SlackRejected(code or f"http_{status}", method=method, status=status) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise DeliveryAmbiguous("timed out", method=method) from None
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                raise SlackUnavailable(type(reason).__name__, method=method) from None
+            raise DeliveryAmbiguous(type(reason).__name__, method=method) from None
+        except (TimeoutError, socket.timeout):
+            raise DeliveryAmbiguous("timed out", method=method) from None
+        except (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead, BrokenPipeError) as exc:
+            raise DeliveryAmbiguous(type(exc).__name__, method=method) from None
+
+
+# --- the drainer --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    """How the outbox is drained.
+
+    Attributes:
+        rate_per_channel: Messages per second per channel (Slack: about 1).
+        workspace_per_minute: Messages per minute across all channels.
+        digest_threshold: A lane with more pending records than this sends digests.
+        digest_max: Records per digest message.
+        max_workers: Threads posting in parallel (lanes, not records, are parallel).
+        lease: A ``sending`` row older than this is presumed abandoned and is reconciled.
+        time_scale: Speeds every rate and wait up; only for simulators and benchmarks.
+        max_seconds: Budget for one drain; what is left stays pending for the next run.
+        reconcile_after: Seconds to wait after an ambiguous failure before searching history.
+    """
+
+    rate_per_channel: float = 1.0
+    workspace_per_minute: float = 300.0
+    digest_threshold: int = 5
+    digest_max: int = 20
+    max_workers: int = 8
+    lease: timedelta = timedelta(minutes=2)
+    time_scale: float = 1.0
+    max_seconds: float = 600.0
+    reconcile_after: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.digest_max <= DIGEST_MAX:
+            raise ValueError(f"digest_max must be between 1 and {DIGEST_MAX}")
+        if self.rate_per_channel <= 0 or self.workspace_per_minute <= 0:
+            raise ValueError("rates must be positive")
+
+
+@dataclass
+class LaneStats:
+    messages: int = 0
+    records: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    reconciled: int = 0
+    failed: int = 0
+    dead: int = 0
+    first_post: float | None = None
+    last_post: float | None = None
+
+
+@dataclass
+class DrainReport:
+    """What one drain did, per channel and in total."""
+
+    lanes: dict[str, LaneStats] = field(default_factory=dict)
+    halted: str | None = None
+    reconciled: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def messages(self) -> int:
+        return sum(s.messages for s in self.lanes.values())
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.lanes.values())
+
+    @property
+    def rate_limited(self) -> int:
+        return sum(s.rate_limited for s in self.lanes.values())
+
+
+@dataclass
+class _Lane:
+    channel: str
+    channel_id: str | None = None
+    held: list[Delivery] | None = None  # a claimed batch being retried (sent as the same batch)
+    attempt: int = 0
+    joined: bool = False
+    simplified: bool = False
+    split: bool = False
+    reconcile: str | None = None  # why the held batch must be looked for in Slack before resending
+    stats: LaneStats = field(default_factory=LaneStats)
+
+
+class Drainer:
+    """Posts pending deliveries to Slack, lane by lane, until the outbox is empty or time is up."""
+
+    def __init__(
+        self,
+        store: Store,
+        gateway: SlackGateway,
+        entities: Mapping[tuple[str, str], Entity],
+        *,
+        settings: DrainSettings = DrainSettings(),
+        policy: P.SendPolicy = P.SendPolicy(),
+        clock: Clock | None = None,
+        pacer: Callable[[str], None] | None = None,
+        worker: str | None = None,
+        flow_run_id: str | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.store, self.gateway, self.entities = store, gateway, entities
+        self.settings, self.policy = settings, policy
+        self.clock = clock or RealClock()
+        self.pacer = pacer  # e.g. a Prefect global concurrency limit shared by every worker
+        self.worker = worker or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.flow_run_id = flow_run_id
+        self.rng = rng or random.Random()
+        scale = settings.time_scale
+        self._interval = 1.0 / (settings.rate_per_channel * scale)
+        self._bucket = TokenBucket(settings.workspace_per_minute * scale / 60.0, max(1.0, settings.workspace_per_minute / 60.0), self.clock)
+        self._heap: list[tuple[float, int, _Lane]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._busy = 0
+        self._halt: str | None = None
+        self._deadline = 0.0
+
+    # --- public ---------------------------------------------------------------------------
+
+    def drain(self, channels: Sequence[str] | None = None) -> DrainReport:
+        """Deliver what is pending (optionally only some channels); returns per-lane figures."""
+        report = DrainReport()
+        start = self.clock.now()
+        self._deadline = start + self.settings.max_seconds
+        try:
+            self.gateway.auth_test()
+        except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
+            self._audit("slack_auth_failed" if isinstance(exc, SlackRejected) else "slack_unavailable", message=str(exc))
+            report.halted = str(exc)
+            return report
+        report.reconciled = self._reconcile_stale()
+        pending = self.store.pending_by_channel()
+        lanes = [_Lane(ch) for ch in sorted(pending) if channels is None or ch in channels]
+        report.lanes = {lane.channel: lane.stats for lane in lanes}
+        for lane in lanes:
+            self._push(lane, start)
+        threads = [
+            threading.Thread(target=self._work, name=f"slack-lane-{i}", daemon=True)
+            for i in range(max(1, min(self.settings.max_workers, len(lanes))))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        report.halted = self._halt
+        report.elapsed = self.clock.now() - start
+        return report
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def _push(self, lane: _Lane, ready_at: float) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (ready_at, next(self._seq), lane))
+            self._cv.notify()
+
+    def _next(self) -> tuple[_Lane, float] | None:
+        with self._cv:
+            while not self._heap:
+                if self._busy == 0 or self._halt:
+                    self._cv.notify_all()
+                    return None
+                self._cv.wait()
+            if self._halt:
+                self._heap.clear()
+                self._cv.notify_all()
+                return None
+            ready_at, _, lane = heapq.heappop(self._heap)
+            self._busy += 1
+            return lane, ready_at
+
+    def _done(self, lane: _Lane, ready_at: float | None) -> None:
+        with self._cv:
+            self._busy -= 1
+            if ready_at is not None and not self._halt:
+                heapq.heappush(self._heap, (ready_at, next(self._seq), lane))
+            self._cv.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            nxt = self._next()
+            if nxt is None:
+                return
+            lane, ready_at = nxt
+            again: float | None = None
+            try:
+                self.clock.sleep(ready_at - self.clock.now())
+                if self.clock.now() > self._deadline:
+                    self._give_back(lane, "drain time budget used up")
+                else:
+                    again = self._step(lane)
+            except Exception as exc:  # unexpected: stop this lane, keep its rows, tell the operator
+                self._give_back(lane, f"{type(exc).__name__}: {exc}")
+                self._audit("drain_error", channel=lane.channel, message=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._done(lane, again)
+
+    def _give_back(self, lane: _Lane, why: str) -> None:
+        if lane.held:
+            self.store.release([d.id for d in lane.held], error=why, retry_at=None)
+            lane.held = None
+
+    # --- one lane step --------------------------------------------------------------------
+
+    def _step(self, lane: _Lane) -> float | None:
+        """Post one message for ``lane``; return when the lane may post again, or None if done."""
+        if lane.channel_id is None:
+            try:
+                lane.channel_id = self.gateway.resolve(lane.channel)
+            except SlackRejected as exc:
+                rows = self.store.claim(lane.channel, 10_000, worker=self.worker)
+                return self._apply(lane, rows, P.Fail(exc.code))
+        if lane.held is None:
+            backlog = self.store.pending_count(lane.channel)
+            size = 1 if lane.split or backlog <= self.settings.digest_threshold else self.settings.digest_max
+            lane.held = self.store.claim(lane.channel, size, worker=self.worker) or None
+            lane.attempt, lane.simplified = 0, False
+            if lane.held is None:
+                return None
+        rows = lane.held
+        batch_uid = rows[0].batch_uid or uuid.uuid4().hex
+        if lane.reconcile is not None:
+            why, lane.reconcile = lane.reconcile, None
+            age = utcnow() - min(d.created_at for d in rows)
+            return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
+        message = self._render(rows, batch_uid, simplified=lane.simplified)
+        self._bucket.take()
+        if self.pacer is not None:
+            self.pacer(lane.channel_id)
+        started = self.clock.now()
+        lane.attempt += 1
+        self.store.mark_attempt([d.id for d in rows])
+        age = utcnow() - min(d.created_at for d in rows)
+        try:
+            posted = self.gateway.post(lane.channel_id, message)
+        except SlackRateLimited as exc:
+            lane.stats.rate_limited += 1
+            self._audit("rate_limited", channel=lane.channel, message=str(exc), details={"retry_after": exc.retry_after})
+            decision = self.policy.decide(P.Outcome.RATE_LIMITED, attempt=lane.attempt, age=age, retry_after=exc.retry_after)
+            return self._apply(lane, rows, decision, started)
+        except SlackUnavailable as exc:
+            decision = self.policy.decide(P.Outcome.NOT_SENT, attempt=lane.attempt, age=age, code=exc.reason, rand=self.rng.random())
+            return self._apply(lane, rows, decision, started)
+        except DeliveryAmbiguous as exc:
+            decision = self.policy.decide(P.Outcome.MAYBE_SENT, attempt=lane.attempt, age=age, code=exc.reason)
+            return self._apply(lane, rows, decision, started)
+        except SlackRejected as exc:
+            outcome = P.classify_code(exc.code)
+            decision = self.policy.decide(
+                outcome, attempt=lane.attempt, age=age, code=exc.code, batch_size=len(rows),
+                simplified=lane.simplified, joined=lane.joined,
+            )
+            return self._apply(lane, rows, decision, started)
+        self._sent(lane, rows, posted.channel_id, posted.ts, message, batch_uid)
+        return started + self._interval
+
+    def _render(self, rows: Sequence[Delivery], batch_uid: str, *, simplified: bool) -> Message:
+        if not simplified:
+            return render(rows, self.entities, batch_uid=batch_uid)
+        # Slack refused the blocks: fall back to plain escaped text (still carrying the metadata).
+        full = render(rows, self.entities, batch_uid=batch_uid)
+        return Message(text=full.text, blocks=[], metadata=full.metadata)
+
+    def _sent(self, lane: _Lane, rows: Sequence[Delivery], channel_id: str, ts: str, message: Message | None, batch_uid: str) -> None:
+        payload = None if message is None else {"text": message.text, "blocks": message.blocks}
+        self.store.mark_sent(
+            [d.id for d in rows], channel_id=channel_id, ts=ts, permalink=self.gateway.permalink(channel_id, ts),
+            payload=payload, batch_uid=batch_uid,
+        )
+        now = self.clock.now()
+        lane.stats.messages += 1
+        lane.stats.records += len(rows)
+        lane.stats.first_post = lane.stats.first_post if lane.stats.first_post is not None else now
+        lane.stats.last_post = now
+        lane.held = None
+
+    def _apply(self, lane: _Lane, rows: Sequence[Delivery], decision: P.Decision, started: float | None = None) -> float | None:
+        ids = [d.id for d in rows]
+        now = self.clock.now()
+        scale = self.settings.time_scale
+        if isinstance(decision, P.RetryIn):
+            lane.stats.retries += 1
+            self.store.renew(ids)
+            return now + decision.seconds / scale
+        if isinstance(decision, P.Join):
+            lane.joined = True
+            try:
+                self.gateway.join(lane.channel_id or lane.channel)
+            except SlackRejected as exc:
+                return self._apply(lane, rows, P.Fail(f"not_in_channel; join failed: {exc.code}"))
+            self._audit("channel_joined", channel=lane.channel)
+            return now
+        if isinstance(decision, P.Split):
+            # Send the batch's records one by one so only the offending one is dead-lettered.
+            self.store.release(ids, error=decision.reason, retry_at=None)
+            lane.held, lane.split = None, True
+            return now
+        if isinstance(decision, P.Reconcile):
+            # Give Slack a moment to finish storing a message whose reply we lost, then look.
+            lane.reconcile = decision.reason
+            self.store.renew(ids)
+            return now + self.settings.reconcile_after / scale
+        if isinstance(decision, P.Simplify):
+            lane.simplified = True
+            return now
+        if isinstance(decision, P.Defer):
+            retry_at = utcnow() + timedelta(seconds=decision.seconds)
+            self.store.release(ids, error=decision.reason, retry_at=retry_at)
+            self._audit("delivery_deferred", channel=lane.channel, message=decision.reason, details={"rows": len(ids)})
+            lane.held = None
+            return None
+        if isinstance(decision, P.Halt):
+            self.store.release(ids, error=decision.reason, retry_at=None)
+            lane.held = None
+            with self._cv:
+                self._halt = decision.reason
+            self._audit("slack_auth_failed", channel=lane.channel, message=f"Slack refused the token: {decision.reason}")
+            return None
+        status = "failed" if isinstance(decision, P.Fail) else "dead"
+        self.store.finish(ids, status=status, error=decision.reason)
+        if status == "failed":
+            lane.stats.failed += len(ids)
+        else:
+            lane.stats.dead += len(ids)
+        for d in rows:
+            self._audit(
+                "dead_letter" if status == "dead" else "delivery_failed", channel=lane.channel, delivery_id=d.id,
+                source=d.source, company=d.company, entity=d.entity, record_key=d.record_key, message=decision.reason,
+            )
+        lane.held = None
+        # A failed destination takes the whole lane down: the rest would fail the same way.
+        if status == "failed":
+            rest = self.store.claim(lane.channel, 100_000, worker=self.worker)
+            if rest:
+                self.store.finish([d.id for d in rest], status="failed", error=decision.reason)
+                lane.stats.failed += len(rest)
+            return None
+        return (started or now) + self._interval
+
+    # --- reconciliation -------------------------------------------------------------------
+
+    def _reconcile_lane(self, lane: _Lane, rows: Sequence[Delivery], batch_uid: str, why: str, started: float, age: timedelta) -> float | None:
+        """After an ambiguous post: was it stored? If so record it; if not, retry the same batch."""
+        try:
+            ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, oldest=None)
+        except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
+            # Cannot tell: keep the batch claimed; the lease makes a later drain reconcile it.
+            self._audit("reconcile_deferred", channel=lane.channel, message=f"{why}; history unavailable: {exc}")
+            lane.held = None
+            return None
+        if ts is not None:
+            lane.stats.reconciled += 1
+            self._audit("reconciled", channel=lane.channel, message=f"{why}: found in channel history",
+                        details={"batch": batch_uid, "ts": ts, "rows": len(rows)})
+            self._sent(lane, rows, lane.channel_id or lane.channel, ts, None, batch_uid)
+            return started + self._interval
+        decision = self.policy.decide(P.Outcome.NOT_SENT, attempt=lane.attempt, age=age, code=why, rand=self.rng.random())
+        return self._apply(lane, rows, decision, started)
+
+    def _reconcile_stale(self) -> int:
+        """Batches left ``sending`` by a crashed or stuck drainer: posted or not?"""
+        found = 0
+        for batch_uid, rows in self.store.stale_batches(older_than=self.settings.lease).items():
+            rows = self.store.take_stale(batch_uid, worker=self.worker, older_than=self.settings.lease)
+            if not rows:
+                continue  # another drainer took it
+            channel = rows[0].channel
+            try:
+                channel_id = self.gateway.resolve(channel)
+                ts = self.gateway.find_batch(channel_id, batch_uid)
+            except SlackRejected as exc:
+                # The channel is gone or the token is bad: nothing can have been posted there.
+                self.store.finish([d.id for d in rows], status="failed", error=exc.code)
+                self._audit("delivery_failed", channel=channel, message=f"stale claim: {exc.code}")
+                continue
+            except (SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
+                self._audit("reconcile_deferred", channel=channel, message=str(exc))
+                continue  # still claimed: a later drain tries again
+            if ts is None:
+                self.store.release([d.id for d in rows], error="abandoned claim; not found in Slack", retry_at=None)
+            else:
+                found += 1
+                self.store.mark_sent([d.id for d in rows], channel_id=channel_id, ts=ts,
+                                     permalink=self.gateway.permalink(channel_id, ts), payload=None, batch_uid=batch_uid)
+            self._audit("reconciled", channel=channel, message="stale claim " + ("found in Slack" if ts else "not in Slack; requeued"),
+                        details={"batch": batch_uid, "ts": ts, "rows": len(rows)})
+        return found
+
+    def _audit(self, kind: str, **kw: Any) -> None:
+        self.store.audit(kind, flow_run_id=self.flow_run_id, **kw)

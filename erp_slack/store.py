@@ -1,0 +1,557 @@
+"""The SQL store: watermarks, the outbox of deliveries, and the audit trail.
+
+Any SQLAlchemy URL works; SQLite is the default and PostgreSQL is tested. The schema is
+created and upgraded by Alembic on open. Two rules hold everything together:
+
+* ``enqueue`` inserts a page's deliveries and moves the watermark in **one transaction**, so a
+  crash before commit re-reads the page and a crash after it loses nothing.
+* ``claim`` hands a lane's pending rows to exactly one drainer: ``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL, and a single conditional ``UPDATE`` (atomic under SQLite's write lock) everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import and_, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
+from erp_slack.schema import audit_events, deliveries, watermarks
+
+_DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run")
+
+__all__ = ["Store", "NewDelivery", "Delivery", "EnqueueResult", "utcnow", "redact_url"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is reported without its text
+        return "<unparseable database URL>"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone=True columns; everything we write is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """One routed record version to put in the outbox (built by the pipeline)."""
+
+    record_key: str
+    version: str
+    channel: str
+    status: str  # pending | filtered | dry-run
+    fields: Mapping[str, Any]
+    cursor: str
+    reason: str = ""
+    status_field: str | None = None
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A row of ``deliveries`` as the sender sees it."""
+
+    id: int
+    uid: str
+    source: str
+    company: str
+    entity: str
+    record_key: str
+    event: str
+    channel: str
+    status: str
+    fields: Mapping[str, Any]
+    changes: tuple[tuple[str, Any, Any], ...]
+    attempts: int
+    created_at: datetime
+    batch_uid: str | None = None
+    claimed_at: datetime | None = None
+
+
+@dataclass
+class EnqueueResult:
+    """What one ``enqueue`` did."""
+
+    new: int = 0
+    updated: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    ids: list[int] = field(default_factory=list)
+
+
+class Store:
+    """The audit store. Open it with a SQLAlchemy URL; it migrates itself to the latest schema."""
+
+    def __init__(self, url: str = "sqlite:///erp-slack.db", *, engine: Engine | None = None, migrate: bool = True):
+        self.url = url
+        self.engine = engine or _make_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        if migrate:
+            self.migrate()
+
+    # --- schema ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema with Alembic (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- watermarks -----------------------------------------------------------------------
+
+    def watermark(self, source: str, company: str, entity: str) -> tuple[CursorKind, CursorValue] | None:
+        """The stored watermark of one (source, company, entity), or None before the first poll."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(watermarks.c.kind, watermarks.c.value).where(
+                    watermarks.c.source == source, watermarks.c.company == company, watermarks.c.entity == entity
+                )
+            ).first()
+        if row is None:
+            return None
+        return row.kind, cursor_from_text(row.kind, row.value)
+
+    def _advance(
+        self, conn: Connection, source: str, company: str, entity: str, kind: CursorKind, value: CursorValue,
+        flow_run_id: str | None,
+    ) -> tuple[str | None, str]:
+        """Move a watermark forward (never backwards) inside the caller's transaction."""
+        where = and_(watermarks.c.source == source, watermarks.c.company == company, watermarks.c.entity == entity)
+        q = select(watermarks.c.kind, watermarks.c.value).where(where)
+        if self.is_postgres:
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        new_text = cursor_to_text(kind, value)
+        if row is None:
+            conn.execute(
+                self._insert_ignore(watermarks, ("source", "company", "entity")).values(
+                    source=source, company=company, entity=entity, kind=kind, value=new_text,
+                    updated_at=utcnow(), flow_run_id=flow_run_id,
+                )
+            )
+            row = conn.execute(q).first()
+            if row is not None and row.value == new_text:
+                return None, new_text
+        assert row is not None
+        before = row.value
+        if row.kind == kind and cursor_from_text(kind, before) >= value:  # type: ignore[operator]
+            return before, before
+        conn.execute(update(watermarks).where(where).values(kind=kind, value=new_text, updated_at=utcnow(), flow_run_id=flow_run_id))
+        return before, new_text
+
+    def advance_watermark(
+        self, source: str, company: str, entity: str, kind: CursorKind, value: CursorValue, *,
+        flow_run_id: str | None = None,
+    ) -> str:
+        """Move a watermark forward (never backwards); returns the value now stored."""
+        with self.engine.begin() as conn:
+            return self._advance(conn, source, company, entity, kind, value, flow_run_id)[1]
+
+    def reset_watermark(self, source: str, company: str, entity: str) -> None:
+        """Forget a watermark (the next poll reads from the beginning; the outbox stops repeats)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                watermarks.delete().where(
+                    watermarks.c.source == source, watermarks.c.company == company, watermarks.c.entity == entity
+                )
+            )
+
+    # --- enqueue --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        source: str,
+        company: str,
+        entity: str,
+        items: Sequence[NewDelivery],
+        cursor_kind: CursorKind,
+        watermark: CursorValue | None,
+        dry_run: bool = False,
+        flow_run_id: str | None = None,
+        audit: Sequence[Mapping[str, Any]] = (),
+    ) -> EnqueueResult:
+        """Insert a page's deliveries, write its audit rows and advance the watermark, atomically.
+
+        A (record key, version) already in the outbox is skipped; a known key with a new version
+        becomes an ``updated`` (or ``status_change``) event listing what changed.
+        """
+        result = EnqueueResult()
+        now = utcnow()
+        with self.engine.begin() as conn:
+            prior = self._latest_versions(conn, source, company, entity, {i.record_key for i in items}, dry_run)
+            rows = []
+            seen: set[tuple[str, str]] = set()
+            for item in items:
+                if (item.record_key, item.version) in seen or item.version in prior.get(item.record_key, {}).get("versions", ()):
+                    result.duplicates += 1
+                    continue
+                seen.add((item.record_key, item.version))
+                event_kind, changes = "created", None
+                before = prior.get(item.record_key)
+                if before is not None:
+                    changes = _diff(before["fields"], item.fields)
+                    sf = item.status_field
+                    event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
+                prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields})
+                prior[item.record_key]["versions"].add(item.version)
+                prior[item.record_key]["fields"] = item.fields
+                rows.append(
+                    dict(
+                        uid=uuid.uuid4().hex, source=source, company=company, entity=entity,
+                        record_key=item.record_key, version=item.version, dry_run=dry_run, event=event_kind,
+                        channel=item.channel, status=item.status, reason=item.reason or None, cursor=item.cursor,
+                        fields=_json(dict(item.fields)), changes=_json(changes) if changes else None,
+                        payload=_json(item.payload) if item.payload is not None else None,
+                        attempts=0, created_at=now, updated_at=now, flow_run_id=flow_run_id,
+                    )
+                )
+            if rows:
+                # Another run may have inserted the same version a moment ago: that is a duplicate,
+                # not an error (the unique key is the guarantee; the prior-read is the fast path).
+                stmt = self._insert_ignore(deliveries, _DELIVERY_KEY).returning(
+                    deliveries.c.id, deliveries.c.status, deliveries.c.event
+                )
+                inserted = conn.execute(stmt, rows).all()
+                result.duplicates += len(rows) - len(inserted)
+                for rid, status, event_kind in inserted:
+                    result.ids.append(rid)
+                    if status == "filtered":
+                        result.filtered += 1
+                    elif event_kind == "created":
+                        result.new += 1
+                    else:
+                        result.updated += 1
+            for a in audit:
+                self._audit(conn, flow_run_id=flow_run_id, **a)
+            if watermark is not None and not dry_run:
+                result.watermark_before, result.watermark_after = self._advance(
+                    conn, source, company, entity, cursor_kind, watermark, flow_run_id
+                )
+        return result
+
+    def _insert_ignore(self, table: Any, key: Sequence[str]) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing(index_elements=list(key))
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+    def _latest_versions(
+        self, conn: Connection, source: str, company: str, entity: str, keys: set[str], dry_run: bool
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if not keys:
+            return out
+        keys_list = sorted(keys)
+        for i in range(0, len(keys_list), 500):  # stay under bind-parameter limits
+            chunk = keys_list[i : i + 500]
+            q = (
+                select(deliveries.c.record_key, deliveries.c.version, deliveries.c.fields)
+                .where(
+                    deliveries.c.source == source, deliveries.c.company == company, deliveries.c.entity == entity,
+                    deliveries.c.dry_run == dry_run, deliveries.c.record_key.in_(chunk),
+                )
+                .order_by(deliveries.c.id)
+            )
+            for r in conn.execute(q):
+                slot = out.setdefault(r.record_key, {"versions": set(), "fields": {}})
+                slot["versions"].add(r.version)
+                slot["fields"] = json.loads(r.fields)
+        return out
+
+    # --- audit ----------------------------------------------------------------------------
+
+    def audit(self, kind: str, *, flow_run_id: str | None = None, **kw: Any) -> None:
+        """Write one audit event (its own transaction)."""
+        with self.engine.begin() as conn:
+            self._audit(conn, kind=kind, flow_run_id=flow_run_id, **kw)
+
+    @staticmethod
+    def _audit(
+        conn: Connection, *, kind: str, flow_run_id: str | None = None, source: str | None = None,
+        company: str | None = None, entity: str | None = None, record_key: str | None = None,
+        channel: str | None = None, delivery_id: int | None = None, message: str | None = None,
+        details: Mapping[str, Any] | None = None, at: datetime | None = None, dedupe: bool = False,
+    ) -> None:
+        if dedupe:
+            # A bad row re-read inside the lookback window is reported once, not every poll.
+            seen = conn.execute(
+                select(audit_events.c.id).where(
+                    audit_events.c.kind == kind, audit_events.c.source == source, audit_events.c.company == company,
+                    audit_events.c.entity == entity, audit_events.c.record_key == record_key
+                    if record_key is not None else audit_events.c.record_key.is_(None),
+                    audit_events.c.message == message,
+                ).limit(1)
+            ).first()
+            if seen is not None and record_key is not None:
+                return
+        conn.execute(
+            insert(audit_events).values(
+                at=at or utcnow(), kind=kind, source=source, company=company, entity=entity,
+                record_key=record_key, channel=channel, delivery_id=delivery_id, message=message,
+                details=_json(dict(details)) if details else None, flow_run_id=flow_run_id,
+            )
+        )
+
+    def audit_rows(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Audit events, oldest first (for tests, reports and the CLI)."""
+        q = select(audit_events).order_by(audit_events.c.id)
+        if kind:
+            q = q.where(audit_events.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [
+                {**r._asdict(), "details": json.loads(r.details) if r.details else {}} for r in conn.execute(q)
+            ]
+
+    # --- delivery lanes -------------------------------------------------------------------
+
+    def pending_by_channel(self, *, now: datetime | None = None) -> dict[str, int]:
+        """Channels with deliverable rows and how many each has (ready now)."""
+        now = now or utcnow()
+        q = (
+            select(deliveries.c.channel, func.count())
+            .where(
+                deliveries.c.status == "pending",
+                (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now),
+            )
+            .group_by(deliveries.c.channel)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(q)}
+
+    def pending_count(self, channel: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(deliveries.c.status == "pending", deliveries.c.channel == channel)
+            ).scalar_one()
+
+    def claim(self, channel: str, limit: int, *, worker: str, now: datetime | None = None) -> list[Delivery]:
+        """Claim up to ``limit`` ready rows of one channel for this worker, oldest first.
+
+        The rows move to ``sending`` with a batch uid; only this worker gets them
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two drainers never wait on each other).
+        """
+        now = now or utcnow()
+        batch = uuid.uuid4().hex
+        ready = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.channel == channel,
+                (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        if self.is_postgres:
+            ready = ready.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            # Select then update inside one transaction: the rows are locked (PostgreSQL) or the
+            # whole database is (SQLite, BEGIN IMMEDIATE), so no other drainer can take them.
+            ids = list(conn.execute(ready).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                .values(status="sending", claimed_by=worker, claimed_at=now, batch_uid=batch, updated_at=now)
+            )
+            rows = conn.execute(select(deliveries).where(deliveries.c.batch_uid == batch).order_by(deliveries.c.id)).all()
+        return [_delivery(r) for r in rows]
+
+    def stale_batches(self, *, older_than: timedelta, now: datetime | None = None) -> dict[str, list[Delivery]]:
+        """``sending`` rows whose claim is older than the lease, grouped by batch: maybe posted."""
+        cutoff = (now or utcnow()) - older_than
+        q = (
+            select(deliveries)
+            .where(deliveries.c.status == "sending", deliveries.c.claimed_at <= cutoff)
+            .order_by(deliveries.c.id)
+        )
+        out: dict[str, list[Delivery]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                out.setdefault(r.batch_uid or "", []).append(_delivery(r))
+        return out
+
+    def take_stale(self, batch_uid: str, *, worker: str, older_than: timedelta) -> list[Delivery]:
+        """Take over a stale batch (so two drainers never reconcile the same one)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.batch_uid == batch_uid, deliveries.c.status == "sending",
+                    deliveries.c.claimed_at <= now - older_than,
+                )
+                .values(claimed_by=worker, claimed_at=now, updated_at=now)
+            )
+            rows = conn.execute(
+                select(deliveries).where(deliveries.c.batch_uid == batch_uid, deliveries.c.claimed_by == worker,
+                                         deliveries.c.status == "sending")
+            ).all()
+        return [_delivery(r) for r in rows]
+
+    def renew(self, ids: Iterable[int]) -> None:
+        """Refresh the claim of rows still being worked on (waiting out a 429)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(claimed_at=now, updated_at=now))
+
+    def mark_sent(
+        self, ids: Sequence[int], *, channel_id: str, ts: str, permalink: str | None, payload: Mapping[str, Any] | None,
+        batch_uid: str | None = None,
+    ) -> None:
+        """Record a successful post: the Slack ts and permalink go on every row it carried."""
+        now = utcnow()
+        values: dict[str, Any] = dict(
+            status="sent", slack_channel_id=channel_id, slack_ts=ts, permalink=permalink, sent_at=now,
+            updated_at=now, last_error=None, batch_size=len(ids),
+        )
+        if batch_uid:
+            values["batch_uid"] = batch_uid
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(**values))
+            if payload is not None and len(ids) == 1:
+                conn.execute(update(deliveries).where(deliveries.c.id == ids[0]).values(payload=_json(payload)))
+
+    def mark_attempt(self, ids: Sequence[int]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries).where(deliveries.c.id.in_(list(ids))).values(attempts=deliveries.c.attempts + 1)
+            )
+
+    def release(self, ids: Sequence[int], *, error: str | None, retry_at: datetime | None) -> None:
+        """Give claimed rows back to the lane (not sent, or reconciled as not posted)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)))
+                .values(status="pending", claimed_by=None, claimed_at=None, next_attempt_at=retry_at,
+                        last_error=error, updated_at=utcnow())
+            )
+
+    def finish(self, ids: Sequence[int], *, status: str, error: str) -> None:
+        """End rows as ``failed`` (fixable: channel, token) or ``dead`` (gave up)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)))
+                .values(status=status, last_error=error, claimed_by=None, updated_at=utcnow())
+            )
+
+    def requeue(self, *, status: str = "failed", channel: str | None = None) -> int:
+        """Put failed (or dead) rows back to pending, e.g. after a channel or token is fixed."""
+        q = update(deliveries).where(deliveries.c.status == status, deliveries.c.dry_run.is_(False))
+        if channel:
+            q = q.where(deliveries.c.channel == channel)
+        with self.engine.begin() as conn:
+            return conn.execute(q.values(status="pending", next_attempt_at=None, updated_at=utcnow())).rowcount
+
+    # --- reading --------------------------------------------------------------------------
+
+    def deliveries(self, **where: Any) -> list[dict[str, Any]]:
+        """Delivery rows matching column=value filters, oldest first."""
+        q = select(deliveries).order_by(deliveries.c.id)
+        for col, value in where.items():
+            q = q.where(deliveries.c[col] == value)
+        with self.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(q)]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per delivery status."""
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))}
+
+    def oldest_pending_age(self, now: datetime | None = None) -> timedelta | None:
+        with self.engine.connect() as conn:
+            oldest = conn.execute(
+                select(func.min(deliveries.c.created_at)).where(deliveries.c.status.in_(("pending", "sending")))
+            ).scalar()
+        if oldest is None:
+            return None
+        return (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    changes = []
+    for k in new:
+        a, b = old.get(k), new.get(k)
+        if _jsonish(a) != _jsonish(b):
+            changes.append((k, _jsonish(a), _jsonish(b)))
+    return changes
+
+
+def _jsonish(v: Any) -> Any:
+    return json.loads(_json(v)) if v is not None else None
+
+
+def _delivery(r: Any) -> Delivery:
+    return Delivery(
+        id=r.id, uid=r.uid, source=r.source, company=r.company, entity=r.entity, record_key=r.record_key,
+        event=r.event, channel=r.channel, status=r.status, fields=json.loads(r.fields),
+        changes=tuple(tuple(c) for c in json.loads(r.changes)) if r.changes else (),  # type: ignore[misc]
+        attempts=r.attempts, created_at=_aware(r.created_at), batch_uid=r.batch_uid,  # type: ignore[arg-type]
+        claimed_at=_aware(r.claimed_at),
+    )
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside a writer; busy_timeout waits instead of failing; and
+            # taking over transaction control lets SAVEPOINTs and BEGIN IMMEDIATE work (pysqlite
+            # otherwise issues its own BEGIN lazily).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front: two processes can then never deadlock on
+            # a read-to-write lock upgrade, which busy_timeout cannot resolve.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,160 @@
+"""The audit store on every configured database: outbox uniqueness, watermarks, claims."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from erp_slack.store import NewDelivery, Store
+
+
+def _item(key: str, version: str = "v1", channel: str = "#ap", delivery: str = "pending", **fields) -> NewDelivery:
+    return NewDelivery(
+        record_key=key, version=version, channel=channel, status=delivery,
+        fields={"invoice": key, **fields}, cursor="1", status_field="status",
+    )
+
+
+def _enqueue(store: Store, items, watermark=None, dry_run=False, kind="rowversion"):
+    return store.enqueue(
+        source="syspro", company="EDU1", entity="ap_invoice", items=items, cursor_kind=kind,
+        watermark=watermark, dry_run=dry_run,
+    )
+
+
+def test_schema_is_created_by_migrations(store: Store):
+    names = set(inspect(store.engine).get_table_names())
+    assert {"watermarks", "deliveries", "audit_events", "alembic_version"} <= names
+    Store(store.url)  # opening again is a no-op upgrade, not an error
+
+
+def test_same_version_is_queued_once(store: Store):
+    first = _enqueue(store, [_item("A"), _item("B")])
+    again = _enqueue(store, [_item("A"), _item("B"), _item("C")])
+    assert (first.new, again.new, again.duplicates) == (2, 1, 2)
+    assert [r["record_key"] for r in store.deliveries()] == ["A", "B", "C"]
+
+
+def test_duplicates_inside_one_page_are_dropped(store: Store):
+    res = _enqueue(store, [_item("A"), _item("A")])
+    assert (res.new, res.duplicates) == (1, 1)
+
+
+def test_changed_version_becomes_update_with_changes(store: Store):
+    _enqueue(store, [_item("A", "v1", status="Open", amount="10.00")])
+    res = _enqueue(store, [_item("A", "v2", status="Open", amount="12.50")])
+    assert res.updated == 1
+    row = store.deliveries(version="v2")[0]
+    assert row["event"] == "updated"
+    assert '"amount"' in row["changes"] and "12.50" in row["changes"]
+    res = _enqueue(store, [_item("A", "v3", status="Released", amount="12.50")])
+    assert store.deliveries(version="v3")[0]["event"] == "status_change"
+
+
+def test_dry_run_rows_do_not_block_the_real_post(store: Store):
+    _enqueue(store, [_item("A", delivery="dry-run")], dry_run=True)
+    res = _enqueue(store, [_item("A")])
+    assert res.new == 1
+    assert sorted(r["status"] for r in store.deliveries()) == ["dry-run", "pending"]
+
+
+def test_watermark_only_moves_forward(store: Store):
+    _enqueue(store, [], watermark=100)
+    assert store.watermark("syspro", "EDU1", "ap_invoice") == ("rowversion", 100)
+    _enqueue(store, [], watermark=99)
+    assert store.watermark("syspro", "EDU1", "ap_invoice") == ("rowversion", 100)
+    # Numeric, not text, comparison: 1000 > 999 although "1000" < "999".
+    _enqueue(store, [], watermark=999)
+    _enqueue(store, [], watermark=1000)
+    assert store.watermark("syspro", "EDU1", "ap_invoice")[1] == 1000
+
+
+def test_dry_run_never_moves_the_watermark(store: Store):
+    _enqueue(store, [_item("A", delivery="dry-run")], watermark=5, dry_run=True)
+    assert store.watermark("syspro", "EDU1", "ap_invoice") is None
+
+
+def test_date_watermarks_round_trip(store: Store):
+    store.advance_watermark("syspro", "EDU1", "ap_invoice", "date", date(2026, 11, 20))
+    assert store.watermark("syspro", "EDU1", "ap_invoice") == ("date", date(2026, 11, 20))
+
+
+def test_enqueue_and_watermark_are_one_transaction(store: Store, monkeypatch):
+    # Break the watermark write: the page's deliveries must roll back with it.
+    def boom(*a, **k):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(store, "_advance", boom)
+    with pytest.raises(RuntimeError):
+        _enqueue(store, [_item("A")], watermark=7)
+    assert store.deliveries() == []
+
+
+def test_claim_hands_rows_out_once_in_order(store: Store):
+    _enqueue(store, [_item(k) for k in "ABCDE"])
+    first = store.claim("#ap", 2, worker="w1")
+    second = store.claim("#ap", 10, worker="w2")
+    assert [d.record_key for d in first] == ["A", "B"]
+    assert [d.record_key for d in second] == ["C", "D", "E"]
+    assert store.claim("#ap", 10, worker="w3") == []
+    assert len({d.batch_uid for d in first}) == 1
+
+
+def test_claim_respects_next_attempt(store: Store):
+    _enqueue(store, [_item("A")])
+    rows = store.claim("#ap", 1, worker="w")
+    from erp_slack.store import utcnow
+
+    store.release([rows[0].id], error="later", retry_at=utcnow() + timedelta(hours=1))
+    assert store.claim("#ap", 1, worker="w") == []
+    assert store.pending_by_channel() == {}
+
+
+def test_stale_claims_are_found_after_the_lease(store: Store):
+    _enqueue(store, [_item("A"), _item("B")])
+    rows = store.claim("#ap", 2, worker="crashed")
+    assert store.stale_batches(older_than=timedelta(minutes=5)) == {}
+    stale = store.stale_batches(older_than=timedelta(0))
+    assert list(stale) == [rows[0].batch_uid]
+    taken = store.take_stale(rows[0].batch_uid, worker="me", older_than=timedelta(0))
+    assert {d.record_key for d in taken} == {"A", "B"}
+
+
+def test_concurrent_claimers_never_share_a_row(store: Store):
+    _enqueue(store, [_item(f"K{i:04d}") for i in range(400)])
+    got: list[list[int]] = [[], [], [], []]
+
+    def drain(slot: int) -> None:
+        while rows := store.claim("#ap", 7, worker=f"w{slot}"):
+            got[slot].extend(d.id for d in rows)
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for g in got for i in g]
+    assert len(all_ids) == 400 and len(set(all_ids)) == 400
+
+
+def test_bad_record_audit_is_written_once_per_key_and_reason(store: Store):
+    row = dict(kind="bad_record", source="syspro", company="EDU1", entity="ap_invoice", record_key="X",
+               message="amount: not a number", dedupe=True)
+    _enqueue(store, [], watermark=None)
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], cursor_kind="rowversion",
+                  watermark=None, audit=[row])
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], cursor_kind="rowversion",
+                  watermark=None, audit=[row])
+    assert len(store.audit_rows("bad_record")) == 1
+
+
+def test_requeue_puts_failed_rows_back(store: Store):
+    _enqueue(store, [_item("A")])
+    rows = store.claim("#ap", 1, worker="w")
+    store.finish([rows[0].id], status="failed", error="channel_not_found")
+    assert store.counts() == {"failed": 1}
+    assert store.requeue(status="failed") == 1
+    assert store.counts() == {"pending": 1}
