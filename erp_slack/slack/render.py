@@ -270,7 +270,7 @@ def render(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity]
 
 def _source_line(notice: Notice, entity: Entity | None, *, digest: bool = False) -> str:
     system = SOURCE_NAMES.get(notice.source, notice.source)
-    what = "" if digest or entity is None else f" · {escape(entity.title)} {escape(notice.record_key)}"
+    what = "" if digest or entity is None else f" · {escape(entity.title)} {escape(notice.record_key.replace('|', ' / '))}"
     return clip(f"{system} · company {escape(notice.company)}{what}", 2000)
 
 

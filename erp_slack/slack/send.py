@@ -199,7 +199,9 @@ class SlackGateway:
                 except ValueError:
                     retry_after = 1.0
                 raise SlackRateLimited(retry_after, method=method) from None
-            if status >= 500 or code in _AMBIGUOUS_CODES or code.startswith("Received a response in a non-JSON"):
+            if code.startswith("Received a response in a non-JSON"):
+                code = ""  # an HTML error page: its text is noise in audit rows
+            if status >= 500 or code in _AMBIGUOUS_CODES or (status == 200 and not code):
                 raise DeliveryAmbiguous(f"HTTP {status} {code}".strip(), method=method) from None
             raise SlackRejected(code or f"http_{status}", method=method, status=status) from None
         except urllib.error.URLError as exc:
@@ -232,6 +234,8 @@ class DrainSettings:
         time_scale: Speeds every rate and wait up; only for simulators and benchmarks.
         max_seconds: Budget for one drain; what is left stays pending for the next run.
         reconcile_after: Seconds to wait after an ambiguous failure before searching history.
+        headroom: Fraction of the rates actually used, so network jitter between our clock and
+            Slack's does not turn exact pacing into 429s.
     """
 
     rate_per_channel: float = 1.0
@@ -243,6 +247,7 @@ class DrainSettings:
     time_scale: float = 1.0
     max_seconds: float = 600.0
     reconcile_after: float = 2.0
+    headroom: float = 0.97
 
     def __post_init__(self) -> None:
         if not 1 <= self.digest_max <= DIGEST_MAX:
@@ -324,8 +329,8 @@ class Drainer:
         self.flow_run_id = flow_run_id
         self.rng = rng or random.Random()
         scale = settings.time_scale
-        self._interval = 1.0 / (settings.rate_per_channel * scale)
-        self._bucket = TokenBucket(settings.workspace_per_minute * scale / 60.0, max(1.0, settings.workspace_per_minute / 60.0), self.clock)
+        self._interval = 1.0 / (settings.rate_per_channel * scale * settings.headroom)
+        self._bucket = TokenBucket(settings.workspace_per_minute * scale * settings.headroom / 60.0, max(1.0, settings.workspace_per_minute / 60.0), self.clock)
         self._heap: list[tuple[float, int, _Lane]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
@@ -534,25 +539,19 @@ class Drainer:
             self._audit("slack_auth_failed", channel=lane.channel, message=f"Slack refused the token: {decision.reason}")
             return None
         status = "failed" if isinstance(decision, P.Fail) else "dead"
-        self.store.finish(ids, status=status, error=decision.reason)
+        rows = list(rows)
         if status == "failed":
-            lane.stats.failed += len(ids)
-        else:
-            lane.stats.dead += len(ids)
+            # A broken destination takes the whole lane down: the rest would fail the same way.
+            rows += self.store.claim(lane.channel, 100_000, worker=self.worker)
+        self.store.finish([d.id for d in rows], status=status, error=decision.reason)
+        setattr(lane.stats, status, getattr(lane.stats, status) + len(rows))
         for d in rows:
             self._audit(
                 "dead_letter" if status == "dead" else "delivery_failed", channel=lane.channel, delivery_id=d.id,
                 source=d.source, company=d.company, entity=d.entity, record_key=d.record_key, message=decision.reason,
             )
         lane.held = None
-        # A failed destination takes the whole lane down: the rest would fail the same way.
-        if status == "failed":
-            rest = self.store.claim(lane.channel, 100_000, worker=self.worker)
-            if rest:
-                self.store.finish([d.id for d in rest], status="failed", error=decision.reason)
-                lane.stats.failed += len(rest)
-            return None
-        return (started or now) + self._interval
+        return None if status == "failed" else (started or now) + self._interval
 
     # --- reconciliation -------------------------------------------------------------------
 

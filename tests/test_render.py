@@ -1,0 +1,158 @@
+"""The renderer: escaping, Block Kit limits at N and N+1, digests, metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from erp_slack.model import Cursor, Entity
+from erp_slack.slack import render as R
+from erp_slack.slack.templates import TEMPLATES
+
+INVOICE = Entity(
+    source="syspro", name="ap_invoice", title="Supplier invoice", table="ApInvoice", key=("Supplier", "Invoice"),
+    cursor=Cursor("TimeStamp", "rowversion"),
+    fields={"supplier": "Supplier", "invoice": "Invoice", "supplier_name": "SupplierName", "amount": "OrigInvValue",
+            "invoice_date": "InvoiceDate", "currency": "Currency", "remarks": "Remarks", "ts": "TimeStamp"},
+    types={"amount": "decimal", "invoice_date": "date", "ts": "int"}, template="supplier_invoice",
+    currency_field="currency", default_currency="USD",
+)
+ENTITIES = {("syspro", "ap_invoice"): INVOICE}
+HOSTILE = "ACME <!channel> <@U123> <https://evil|click> & co"
+
+
+@dataclass
+class N:
+    uid: str = "u1"
+    source: str = "syspro"
+    company: str = "EDU1"
+    entity: str = "ap_invoice"
+    record_key: str = "ACME|INV-1"
+    event: str = "created"
+    fields: dict[str, Any] = field(default_factory=dict)
+    changes: tuple = ()
+
+
+def _strings(node: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(node, dict):
+        for v in node.values():
+            out += _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            out += _strings(v)
+    elif isinstance(node, str):
+        out.append(node)
+    return out
+
+
+def _invoice(**kw: Any) -> N:
+    fields = {"supplier": "ACME", "invoice": "INV-1", "supplier_name": "Acme Bearings", "amount": "12400.5",
+              "invoice_date": "2026-11-20", "currency": "EUR"}
+    fields.update(kw)
+    return N(fields=fields)
+
+
+def test_single_invoice_shows_the_promised_fields():
+    msg = R.render([_invoice()], ENTITIES, batch_uid="b1")
+    blob = json.dumps(msg.blocks)
+    for expected in ("INV-1", "Acme Bearings", "EUR 12,400.50", "2026-11-20"):
+        assert expected in blob
+    assert msg.blocks[0]["type"] == "header"
+    assert "INV-1" in msg.text
+    assert msg.metadata == {"event_type": "erp_notification_posted",
+                            "event_payload": {"batch": "b1", "deliveries": ["u1"], "schema_version": 1}}
+
+
+def test_erp_strings_are_escaped_everywhere():
+    msg = R.render([_invoice(supplier_name=HOSTILE, remarks=HOSTILE)], ENTITIES, batch_uid="b")
+    texts = _strings(msg.blocks) + [msg.text]
+    joined = "\n".join(texts)
+    assert "&lt;!channel&gt;" in joined and "&lt;@U123&gt;" in joined and "&amp; co" in joined
+    for t in texts:
+        assert "<!" not in t and "<@" not in t and "<http" not in t
+
+
+def test_digest_escapes_and_lists_every_record():
+    notices = [N(uid=f"u{i}", record_key=f"K{i}", fields={"invoice": f"INV-{i}", "supplier_name": HOSTILE,
+                                                            "amount": "1"}) for i in range(12)]
+    msg = R.render(notices, ENTITIES, batch_uid="b")
+    joined = "\n".join(_strings(msg.blocks))
+    assert all(f"INV-{i}" in joined for i in range(12))
+    assert "<!channel>" not in joined
+    assert msg.metadata["event_payload"]["deliveries"] == [f"u{i}" for i in range(12)]
+    assert msg.blocks[0]["text"]["text"] == "12 supplier invoices"
+
+
+@pytest.mark.parametrize("length", [R.HEADER_MAX - 30, R.HEADER_MAX, R.HEADER_MAX + 1, 5000])
+def test_header_limit(length: int):
+    msg = R.render([_invoice(invoice="I" * length)], ENTITIES, batch_uid="b")
+    header = msg.blocks[0]["text"]["text"]
+    assert len(header) <= R.HEADER_MAX
+    assert header.endswith("…") == (len("Supplier invoice  from Acme Bearings") + length > R.HEADER_MAX)
+
+
+@pytest.mark.parametrize("length", [R.SECTION_MAX - 1, R.SECTION_MAX, R.SECTION_MAX + 1, 50_000])
+def test_remarks_section_limit(length: int):
+    msg = R.render([_invoice(remarks="x" * length)], ENTITIES, batch_uid="b")
+    sections = [b for b in msg.blocks if b["type"] == "section" and "text" in b]
+    assert sections and all(len(b["text"]["text"]) <= R.SECTION_MAX for b in sections)
+    assert sections[-1]["text"]["text"].endswith("…") == (length > R.SECTION_MAX)
+
+
+def test_field_limit_and_truncation_never_splits_an_entity():
+    msg = R.render([_invoice(supplier_name="&" * 3000)], ENTITIES, batch_uid="b")
+    fields = [f["text"] for b in msg.blocks if b["type"] == "section" for f in b.get("fields", [])]
+    assert all(len(t) <= R.FIELD_MAX for t in fields)
+    body = fields[0].split("\n", 1)[1]
+    assert body.endswith("&amp;…")
+
+
+def test_worst_case_digest_fits_every_limit():
+    notices = [N(uid=f"u{i}", record_key=f"K{i}", event="updated",
+                 fields={"invoice": "I" * 500, "supplier_name": "<" * 500, "amount": "9" * 14},
+                 changes=(("amount", "1", "2"), ("supplier_name", "a" * 400, "<" * 400)))
+               for i in range(R.DIGEST_MAX)]
+    msg = R.render(notices, ENTITIES, batch_uid="b")
+    assert len(msg.blocks) <= 50
+    assert R.block_text_size(msg.blocks) <= R.TOTAL_MAX
+    assert len(msg.text) <= R.TEXT_MAX
+    with pytest.raises(ValueError):
+        R.render(notices + [notices[0]], ENTITIES, batch_uid="b")
+
+
+def test_update_shows_what_changed():
+    n = _invoice()
+    n.event, n.changes = "updated", (("amount", "10", "12.5"),)
+    msg = R.render([n], ENTITIES, batch_uid="b")
+    joined = json.dumps(msg.blocks, ensure_ascii=False)
+    assert "Updated" in msg.blocks[0]["text"]["text"]
+    assert "EUR 10.00 → EUR 12.50" in joined
+
+
+def test_unknown_fields_and_missing_values_do_not_break_rendering():
+    msg = R.render([N(fields={"invoice": "INV-9"})], ENTITIES, batch_uid="b")
+    assert "INV-9" in msg.blocks[0]["text"]["text"] and "?" in msg.blocks[0]["text"]["text"]
+
+
+def test_safe_link_allows_only_http():
+    assert R.safe_link("javascript:alert(1)", "x") is None
+    link = R.safe_link("https://erp.example/inv?id=1|<x>", "Open <now>")
+    assert link is not None and link.count("|") == 1 and "<x>" not in link and "&lt;now&gt;" in link
+
+
+def test_every_template_renders_round_trip():
+    # Each template with every slot filled produces blocks slack_sdk accepts (to_dict validates).
+    for name, template in TEMPLATES.items():
+        fields = {s.field: ("100.5" if s.format in ("money", "qty", "int") else "2026-01-02" if s.format == "date"
+                            else f"{s.label} value") for s in template.slots}
+        entity = Entity(source="gp", name=name, title=template.noun, table="t", key=("K",),
+                        cursor=Cursor("M", "timestamp", timedelta(minutes=5)), fields={**{f: f for f in fields}, "k": "K", "m": "M"},
+                        types={"m": "datetime"}, template=name)
+        msg = R.render([N(source="gp", entity=name, fields=fields)], {("gp", name): entity}, batch_uid="b")
+        assert msg.blocks and json.loads(json.dumps(msg.blocks)) == msg.blocks

@@ -1,0 +1,191 @@
+"""The sender against the loopback Slack simulator: exactly once, paced, resilient."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from erp_slack.model import Cursor, Entity
+from erp_slack.slack.send import DrainSettings, Drainer, SlackGateway
+from erp_slack.store import NewDelivery, Store
+
+
+INVOICE = Entity(
+    source="syspro", name="ap_invoice", title="Supplier invoice", table="ApInvoice", key=("Supplier", "Invoice"),
+    cursor=Cursor("TimeStamp", "rowversion"),
+    fields={"supplier": "Supplier", "invoice": "Invoice", "supplier_name": "SupplierName", "amount": "OrigInvValue",
+            "ts": "TimeStamp"},
+    types={"amount": "decimal", "ts": "int"}, template="supplier_invoice", default_currency="USD",
+)
+ENTITIES = {("syspro", "ap_invoice"): INVOICE}
+CHANNELS = ["#ap-invoices", "#purchasing", "#warehouse", "#gl-postings"]
+
+
+def seed(store: Store, n: int, channels=CHANNELS, name: str = "Acme Bearings", prefix: str = "INV") -> None:
+    items = [
+        NewDelivery(record_key=f"{prefix}-{i:05d}", version="v1", channel=channels[i % len(channels)], status="pending",
+                    fields={"invoice": f"{prefix}-{i:05d}", "supplier": "ACME", "supplier_name": name, "amount": "100.00"},
+                    cursor=str(i))
+        for i in range(n)
+    ]
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items, cursor_kind="rowversion",
+                  watermark=None)
+
+
+def drainer(store: Store, sim, **kw) -> Drainer:
+    settings = DrainSettings(time_scale=sim.sim.time_scale, reconcile_after=0.5, **kw)
+    return Drainer(store, SlackGateway(sim.token, base_url=sim.url, timeout=5), ENTITIES, settings=settings)
+
+
+def delivered_uids(sim) -> Counter:
+    uids: Counter = Counter()
+    for m in sim.sim.posted():
+        for uid in ((m.get("metadata") or {}).get("event_payload") or {}).get("deliveries", []):
+            uids[uid] += 1
+    return uids
+
+
+def assert_exactly_once(store: Store, sim) -> None:
+    rows = store.deliveries()
+    counts = delivered_uids(sim)
+    assert {r["status"] for r in rows} == {"sent"}
+    assert set(counts) == {r["uid"] for r in rows}
+    assert max(counts.values()) == 1, "a record was posted twice"
+
+
+def test_2000_records_over_4_channels_exactly_once_and_never_over_the_rate(store, slack_sim):
+    seed(store, 2000)
+    report = drainer(store, slack_sim).drain()
+    assert report.records == 2000 and report.halted is None
+    assert_exactly_once(store, slack_sim)
+    assert slack_sim.sim.rate_violations() == []
+    # Deep backlogs go out as digests: far fewer messages than records.
+    assert report.messages < 2000 / 10
+    for ch in CHANNELS:
+        assert report.lanes[ch].records == 500
+    # Every sent row knows where it landed.
+    row = store.deliveries()[0]
+    assert row["slack_ts"] and row["permalink"].startswith("https://acme-bearings.slack.com/archives/")
+
+
+def test_small_backlog_posts_one_message_per_record(store, slack_sim):
+    seed(store, 3, channels=["#ap-invoices"])
+    report = drainer(store, slack_sim).drain()
+    assert report.messages == 3
+    assert [m["metadata"]["event_payload"]["deliveries"].__len__() for m in slack_sim.sim.posted()] == [1, 1, 1]
+
+
+def test_429_is_honoured_while_other_channels_keep_flowing(store, slack_sim):
+    seed(store, 40, channels=["#ap-invoices", "#purchasing"])
+    slack_sim.sim.inject("chat.postMessage", retry_after=20, channel="#ap-invoices")  # 1 s at scale 20
+    report = drainer(store, slack_sim, digest_threshold=1000).drain()
+    assert_exactly_once(store, slack_sim)
+    assert report.lanes["#ap-invoices"].rate_limited == 1
+    calls = [c for c in slack_sim.sim.calls if c.method == "chat.postMessage"]
+    refused = next(c for c in calls if c.status == 429)
+    ok = [c for c in calls if c.status == 200]
+    after = [c.t for c in ok if c.channel == refused.channel and c.t > refused.t]
+    # The lane waited Retry-After (20 simulated s = 1 real s) before resending…
+    assert after and after[0] - refused.t >= 20 / slack_sim.sim.time_scale * 0.95
+    # …while the other channel kept posting inside that wait.
+    other = [c.t for c in ok if c.channel != refused.channel and refused.t < c.t < after[0]]
+    assert len(other) >= 5
+    assert len(store.audit_rows("rate_limited")) == 1
+
+
+def test_stored_then_failed_is_reconciled_without_a_duplicate(store, slack_sim):
+    seed(store, 3, channels=["#ap-invoices"])
+    slack_sim.sim.inject("chat.postMessage", stored_then_failed=True)
+    drainer(store, slack_sim).drain()
+    assert_exactly_once(store, slack_sim)
+    assert len(slack_sim.sim.posted()) == 3
+    assert [r["message"] for r in store.audit_rows("reconciled")] == ["HTTP 500: found in channel history"]
+
+
+def test_dropped_connection_after_storing_is_reconciled(store, slack_sim):
+    seed(store, 2, channels=["#purchasing"])
+    slack_sim.sim.inject("chat.postMessage", stored_then_failed=True, drop=True)
+    drainer(store, slack_sim).drain()
+    assert_exactly_once(store, slack_sim)
+
+
+def test_server_error_without_storing_is_retried_once_found_missing(store, slack_sim):
+    seed(store, 1, channels=["#purchasing"])
+    slack_sim.sim.inject("chat.postMessage", status=503)
+    drainer(store, slack_sim).drain()
+    assert_exactly_once(store, slack_sim)
+    assert slack_sim.sim.call_counts()["chat.postMessage"] == 2
+
+
+def test_not_in_channel_recovers_by_joining(store, slack_sim):
+    slack_sim.sim.kick_bot("#warehouse")
+    seed(store, 2, channels=["#warehouse"])
+    drainer(store, slack_sim).drain()
+    assert_exactly_once(store, slack_sim)
+    assert slack_sim.sim.call_counts()["conversations.join"] == 1
+    assert len(store.audit_rows("channel_joined")) == 1
+
+
+def test_revoked_token_loses_nothing(store, slack_sim):
+    seed(store, 5, channels=["#ap-invoices"])
+    slack_sim.sim.revoke_token(slack_sim.token)
+    report = drainer(store, slack_sim).drain()
+    assert report.halted and "token_revoked" in report.halted
+    assert store.counts() == {"pending": 5}
+    assert slack_sim.sim.posted() == []
+    assert store.audit_rows("slack_auth_failed")
+
+
+def test_token_revoked_mid_drain_halts_all_lanes_and_keeps_rows(store, slack_sim):
+    seed(store, 10, channels=["#ap-invoices", "#purchasing"])
+    slack_sim.sim.inject("chat.postMessage", "token_revoked", times=100)
+    report = drainer(store, slack_sim).drain()
+    assert report.halted == "token_revoked"
+    assert store.counts() == {"pending": 10}
+
+
+def test_missing_or_archived_channel_fails_rows_with_reason(store, slack_sim):
+    seed(store, 2, channels=["#does-not-exist"])
+    seed(store, 2, channels=["#old-ap"], prefix="ARC")
+    seed(store, 2, channels=["#ap-invoices"], prefix="OK")
+    drainer(store, slack_sim).drain()
+    rows = {r["record_key"]: r for r in store.deliveries()}
+    assert {rows[k]["status"] for k in ("INV-00000", "INV-00001")} == {"failed"}
+    assert rows["INV-00000"]["last_error"] == "channel_not_found"
+    assert {rows[k]["last_error"] for k in ("ARC-00000", "ARC-00001")} == {"is_archived"}
+    assert {rows[k]["status"] for k in ("OK-00000", "OK-00001")} == {"sent"}
+    assert len(store.audit_rows("delivery_failed")) == 4
+
+
+def test_hostile_erp_text_arrives_escaped(store, slack_sim):
+    seed(store, 1, channels=["#ap-invoices"], name="ACME <!channel> <@U123> <https://evil|click>")
+    drainer(store, slack_sim).drain()
+    (msg,) = slack_sim.sim.posted()
+    import json
+
+    blob = json.dumps(msg["blocks"]) + msg["text"]
+    assert "ACME &lt;!channel&gt; &lt;@U123&gt; &lt;https://evil|click&gt;" in blob
+    assert "<!channel>" not in blob and "<@U123>" not in blob and "<https://evil" not in blob
+
+
+def test_a_crashed_drainers_claim_is_reconciled_not_reposted(store, slack_sim):
+    seed(store, 2, channels=["#ap-invoices"])
+    d = drainer(store, slack_sim, lease=timedelta(0))
+    # Simulate a drainer that posted and died before recording the ts.
+    rows = store.claim("#ap-invoices", 1, worker="dead-worker")
+    from erp_slack.slack.render import render
+
+    msg = render(rows, ENTITIES, batch_uid=rows[0].batch_uid)
+    slack_sim.client().chat_postMessage(channel="#ap-invoices", **msg.as_kwargs())
+    report = d.drain()
+    assert report.reconciled == 1
+    assert_exactly_once(store, slack_sim)
+
+
+def test_bad_payload_in_a_digest_is_split_and_only_the_bad_record_dead_letters(store, slack_sim):
+    seed(store, 8, channels=["#ap-invoices"])
+    slack_sim.sim.inject("chat.postMessage", "invalid_blocks", times=1)
+    drainer(store, slack_sim, digest_threshold=2).drain()
+    assert store.counts() == {"sent": 8}
