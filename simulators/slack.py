@@ -81,6 +81,7 @@ SLACK_TIERS: Mapping[str, int] = {
     "auth.test": 100,
 }
 
+_EPS = 1e-6  # tokens; rate_violations() allows the same slack
 _MAX_TEXT = 40_000  # §1.2: truncated above this on post, msg_too_long on update
 _EVENT_TYPE = re.compile(r"^[a-z0-9_]+$")  # §3.3-7
 _TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
@@ -185,7 +186,8 @@ class _Bucket:
     def wait(self, now: float) -> float:
         self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
-        return 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate
+        # The tolerance absorbs float noise, so waiting exactly the advertised time always works.
+        return 0.0 if self.tokens >= 1 - _EPS else (1 - self.tokens) / self.rate
 
     def take(self) -> None:
         self.tokens -= 1
@@ -375,8 +377,7 @@ def block_text_length(value: Any) -> int:
     if isinstance(value, list):
         return sum(block_text_length(v) for v in value)
     if isinstance(value, dict):
-        own = len(value["text"]) if isinstance(value.get("text"), str) else 0
-        return own + sum(block_text_length(v) for k, v in value.items() if k != "text")
+        return sum(len(v) if k == "text" and isinstance(v, str) else block_text_length(v) for k, v in value.items())
     return 0
 
 
@@ -645,12 +646,13 @@ class SlackSimulator:
     def rate_violations(
         self, channel: str | None = None, *, rate: float | None = None, burst: int | None = None
     ) -> list[str]:
-        """Windows in which accepted posts broke the rate model; empty means the pacing was legal.
+        """Where accepted posts broke the rate model; an empty list means the pacing was legal.
 
-        Per channel, ``n`` posts between times ``t_i`` and ``t_j`` must satisfy
-        ``n <= burst + rate * time_scale * (t_j - t_i)`` (exactly token-bucket conformance). For
-        the whole workspace (when ``channel`` is None), no simulated minute holds more than
-        ``workspace_per_minute`` posts.
+        Per channel, every ``n`` posts between times ``t_i`` and ``t_j`` must satisfy
+        ``n <= burst + rate * time_scale * (t_j - t_i)``. Replaying a full token bucket over the
+        posts checks exactly that in one pass. For the whole workspace (``channel`` None), no
+        simulated minute may hold more than ``workspace_per_minute`` posts. At most one problem is
+        reported per channel.
 
         Args:
             channel: check one channel (name or ID) instead of all of them.
@@ -665,18 +667,19 @@ class SlackSimulator:
             names = {cid: ch.name for cid, ch in self._channels.items()}
         per_channel: dict[str, list[float]] = defaultdict(list)
         for p in accepted:
-            per_channel[p.channel].append(p.t)
+            if only in (None, p.channel):
+                per_channel[p.channel].append(p.t)
         problems = []
         for cid, times in per_channel.items():
-            if only not in (None, cid):
-                continue
-            for i in range(len(times)):
-                for j in range(i + b, len(times)):
-                    allowed = b + r * (times[j] - times[i])
-                    if j - i + 1 > allowed + 1e-6:
-                        dt = (times[j] - times[i]) * self.time_scale
-                        problems.append(f"#{names.get(cid, cid)}: {j - i + 1} posts in {dt:.3f} simulated s")
-                        break
+            bucket = _Bucket(r, b, times[0])
+            for n, t in enumerate(times, 1):
+                early = bucket.wait(t)
+                if early > 0:
+                    at = (t - times[0]) * self.time_scale
+                    problems.append(f"#{names.get(cid, cid)}: post {n} at +{at:.3f} simulated s came "
+                                    f"{early * self.time_scale:.3f} s early")  # fmt: skip
+                    break
+                bucket.take()
         if only is None:
             span = 60.0 / self.time_scale
             times = [p.t for p in accepted]
@@ -744,7 +747,7 @@ class SlackSimulator:
             # §2: HTTP 429, whole-second Retry-After (simulated), precise real wait for scaled clients.
             headers = {
                 "Retry-After": str(max(1, math.ceil(exc.wait * self.time_scale - 1e-9))),
-                "X-Sim-Retry-After-Ms": str(max(1, math.ceil(exc.wait * 1000))),
+                "X-Sim-Retry-After-Ms": str(max(1, math.ceil(exc.wait * 1000 - 1e-6))),
                 "X-Sim-Rate-Scope": exc.scope,
             }
             return json_response({"ok": False, "error": "ratelimited"}, 429, headers)

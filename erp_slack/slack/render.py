@@ -306,3 +306,14 @@ def block_text_size(blocks: Sequence[Mapping[str, Any]]) -> int:
 
     walk(list(blocks))
     return total
+
+
+def render_alert(title: str, body: str, *, ok: bool) -> Message:
+    """An operational alert for the ops channel (failure or recovery); ``body`` is escaped."""
+    emoji = ":white_check_mark:" if ok else ":rotating_light:"
+    blocks = [
+        HeaderBlock(text=PlainTextObject(text=clip(f"{title}", HEADER_MAX), emoji=False)),
+        SectionBlock(text=MarkdownTextObject(text=clip(escape(body), SECTION_MAX), verbatim=True)),
+    ]
+    metadata = {"event_type": "erp_alert_raised" if not ok else "erp_alert_cleared", "event_payload": {"schema_version": 1}}
+    return _message(clip(f"{emoji} {escape(title)}", TEXT_MAX), blocks, metadata)

@@ -1,0 +1,68 @@
+"""Operational alerts: one message per failure streak, and one when it recovers.
+
+The streak lives in the audit trail (``alert_raised`` / ``alert_cleared`` rows per source and
+company), so it survives restarts and is visible to anyone querying the audit table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from erp_slack.errors import SlackError
+from erp_slack.schema import audit_events
+from erp_slack.slack.render import SOURCE_NAMES, render_alert
+from erp_slack.slack.send import SlackGateway
+from erp_slack.store import Store
+
+__all__ = ["raise_alert", "clear_alert", "alert_open"]
+
+
+def alert_open(store: Store, source: str, company: str) -> bool:
+    """Whether the last alert of (source, company) is still open."""
+    q = (
+        select(audit_events.c.kind)
+        .where(audit_events.c.kind.in_(("alert_raised", "alert_cleared")), audit_events.c.source == source,
+               audit_events.c.company == company)
+        .order_by(audit_events.c.id.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(q).scalar() == "alert_raised"
+
+
+def raise_alert(
+    store: Store, gateway: SlackGateway | None, channel: str | None, *, source: str, company: str, problem: str,
+    advice: str, flow_run_id: str | None = None,
+) -> bool:
+    """Alert the ops channel unless this failure streak was already announced; True if posted."""
+    if alert_open(store, source, company):
+        return False
+    name = SOURCE_NAMES.get(source, source)
+    posted = _post(gateway, channel, f"{name} ({company}) needs attention", f"{problem}\nWhat to do: {advice}", ok=False)
+    store.audit("alert_raised", source=source, company=company, channel=channel, message=problem,
+                details={"posted": posted, "advice": advice}, flow_run_id=flow_run_id)
+    return posted
+
+
+def clear_alert(
+    store: Store, gateway: SlackGateway | None, channel: str | None, *, source: str, company: str,
+    flow_run_id: str | None = None,
+) -> bool:
+    """Say the source recovered, if an alert is open; True if posted."""
+    if not alert_open(store, source, company):
+        return False
+    name = SOURCE_NAMES.get(source, source)
+    posted = _post(gateway, channel, f"{name} ({company}) is working again", "The last run completed normally.", ok=True)
+    store.audit("alert_cleared", source=source, company=company, channel=channel, details={"posted": posted},
+                flow_run_id=flow_run_id)
+    return posted
+
+
+def _post(gateway: SlackGateway | None, channel: str | None, title: str, body: str, *, ok: bool) -> bool:
+    if gateway is None or not channel:
+        return False
+    try:
+        gateway.post(channel, render_alert(title, body, ok=ok))
+    except SlackError:
+        return False  # the audit row still records the alert; Slack being down is not our failure
+    return True
