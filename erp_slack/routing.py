@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from erp_slack.model import Entity, Record
 from erp_slack.slack.templates import TEMPLATES
 
-__all__ = ["Rule", "Routes", "Route", "route"]
+__all__ = ["Rule", "Routes", "Route", "route", "DEFAULT_ROUTES"]
 
 
 class Rule(BaseModel):
@@ -142,3 +142,15 @@ def _amount(record: Record, entity: Entity) -> Decimal | None:
     name = TEMPLATES[entity.template].amount_field
     value: Any = record.fields.get(name) if name else None
     return value if isinstance(value, Decimal) else None
+
+
+# What a new install routes where until its configuration says otherwise (the demo uses these).
+DEFAULT_ROUTES: tuple[Rule, ...] = (
+    Rule(name="large supplier invoices", entity=["ap_invoice", "payables_invoice"], min_amount=Decimal("50000"),
+         channel="#ap-large"),
+    Rule(name="supplier invoices", entity=["ap_invoice", "payables_invoice"], channel="#ap-invoices"),
+    Rule(name="vendor changes", entity="vendor", channel="#ap-invoices"),
+    Rule(name="purchase orders", entity="purchase_order", channel="#purchasing"),
+    Rule(name="goods receipts", entity="goods_receipt", channel="#warehouse"),
+    Rule(name="AP and GL postings", entity=["ap_journal", "gl_journal"], channel="#gl-postings"),
+)

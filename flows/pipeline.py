@@ -1,0 +1,149 @@
+"""The flow body every source shares: authenticate → extract per entity → enqueue → deliver.
+
+Source flows (``flows/syspro.py``, ``flows/gp.py``) load their blocks and call ``run_source``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from prefect import get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact
+
+from blocks import AuditDatabase, SlackBot
+from erp_slack.alerts import clear_alert, raise_alert
+from erp_slack.errors import SourceAuthFailed, SourceUnavailable
+from erp_slack.model import Entity
+from erp_slack.pipeline import PollResult, Window
+from erp_slack.report import summary_markdown
+from erp_slack.routing import Rule
+from erp_slack.slack.send import DrainReport
+from erp_slack.sources import all_entities
+from erp_slack.sources.base import SourceClient
+from erp_slack.store import Store
+from tasks import deliver, extract_entity
+
+__all__ = ["SourceBlock", "RunSummary", "run_source", "select_entities"]
+
+
+class SourceBlock(Protocol):
+    """What a source credentials block offers the flow."""
+
+    @property
+    def company_name(self) -> str: ...
+
+    def entities(self) -> tuple[Entity, ...]: ...
+
+    def get_client(self, *, audit: Any) -> SourceClient: ...
+
+
+@dataclass
+class RunSummary:
+    """What one run did; returned by the flow and shown as its artifact."""
+
+    source: str
+    company: str
+    polls: list[PollResult] = field(default_factory=list)
+    delivered_records: int = 0
+    messages: int = 0
+    rate_limited: int = 0
+    failed: int = 0
+    dead: int = 0
+    pending_left: int = 0
+    halted: str | None = None
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "company": self.company, "dry_run": self.dry_run,
+            "polls": [p.as_dict() for p in self.polls], "delivered_records": self.delivered_records,
+            "messages": self.messages, "rate_limited": self.rate_limited, "failed": self.failed,
+            "dead": self.dead, "pending_left": self.pending_left, "halted": self.halted,
+        }
+
+
+def select_entities(available: Sequence[Entity], wanted: Sequence[str] | None) -> list[Entity]:
+    """The entities to poll: all by default, or the named ones (unknown names are an error)."""
+    if not wanted:
+        return list(available)
+    names = {e.name for e in available}
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise ValueError(f"unknown entities {unknown}; available: {sorted(names)}")
+    return [e for e in available if e.name in wanted]
+
+
+def _flow_run_id() -> str | None:
+    rid = runtime.flow_run.id
+    return str(rid) if rid else None
+
+
+def run_source(
+    source: str,
+    creds: SourceBlock,
+    *,
+    slack_block: str,
+    audit_block: str,
+    entities: Sequence[str] | None,
+    routes: Sequence[Rule],
+    dry_run: bool,
+    since: str | None,
+    until: str | None,
+) -> RunSummary:
+    """One poll cycle of one source, start to finish."""
+    logger = get_run_logger()
+    run_id = _flow_run_id()
+    store: Store = AuditDatabase.load(audit_block).get_store()
+    slack = SlackBot.load(slack_block)
+    gateway = slack.get_client()
+    company = creds.company_name
+    summary = RunSummary(source, company, dry_run=dry_run)
+    window = Window(since, until)
+    selected = select_entities(creds.entities(), entities)
+    rules = list(routes)
+    if window.is_backfill:
+        logger.info("Backfill window since=%s until=%s (the live watermark is not moved)", since, until)
+
+    def audit_hook(kind: str, details: Any) -> None:
+        store.audit(kind, source=source, company=company, details=dict(details), flow_run_id=run_id)
+        logger.info("%s: %s", kind, details.get("message") or "")
+
+    try:
+        with creds.get_client(audit=audit_hook) as client:
+            for entity in selected:
+                result = extract_entity(client, entity, store, rules, window, dry_run, run_id)
+                summary.polls.append(result)
+                logger.info(
+                    "%s: %d rows seen, %d new, %d updated, %d filtered, %d quarantined; watermark %s → %s",
+                    entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.bad,
+                    result.watermark_before, result.watermark_after,
+                )
+    except SourceAuthFailed as exc:
+        store.audit("auth_failed", source=source, company=company, message=str(exc), flow_run_id=run_id)
+        raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=str(exc),
+                    advice="Check the user name and password in the credentials block, then wait for the next run.",
+                    flow_run_id=run_id)
+        raise
+    except SourceUnavailable as exc:
+        raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=str(exc),
+                    advice="Check that the ERP's web service is running and reachable from the worker.",
+                    flow_run_id=run_id)
+        raise
+
+    if not dry_run:
+        report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id)
+        summary.delivered_records, summary.messages = report.records, report.messages
+        summary.rate_limited = report.rate_limited
+        summary.failed = sum(s.failed for s in report.lanes.values())
+        summary.dead = sum(s.dead for s in report.lanes.values())
+        summary.halted = report.halted
+        if report.halted:
+            logger.warning("Delivery halted: %s (rows stay pending)", report.halted)
+    summary.pending_left = store.counts().get("pending", 0)
+    clear_alert(store, gateway, slack.ops_channel, source=source, company=company, flow_run_id=run_id)
+    create_markdown_artifact(
+        summary_markdown(summary.as_dict(), store), key=f"{source}-run-summary", description="What this run posted"
+    )
+    store.dispose()
+    return summary
