@@ -1,0 +1,436 @@
+"""The SYSPRO documents we watch, as data: one ``Entity`` per document, one tuple per transport.
+
+Tables and columns are SYSPRO's own (``shared/reference/syspro.md`` §5): ``ApInvoice``,
+``PorMasterHdr`` (+ ``PorMasterDetail``), ``GrnDetails``, ``ApJnlSummary`` and
+``GenJournalDetail``. There is no ``PostDate``, ``GenBalance`` or ``ApPosting`` (§0.6).
+
+**Why two tuples.** The change watermark depends on the transport:
+
+* ``ENTITIES_ENET`` (e.net REST, ``COMFND``): cursor = the ``TimeStamp`` rowversion, the only
+  watermark that also sees updates such as a payment lowering ``MthInvBal1`` or a PO changing
+  status (§5.5). Whether COMFND exposes it on a real system is [U]; the simulator does (§8.3 ⚑),
+  and this must be checked on a live SYSPRO before production (§10.3).
+* ``ENTITIES_ODATA`` (OData v4): ``TimeStamp`` comes back as ``Edm.Binary`` and ASP.NET OData over
+  Entity Framework cannot range-compare binary (§4 [U]/[I]), so the cursor is each document's date
+  column with a 3-day lookback (§5.5). Date cursors see inserts only; rows re-read in the
+  lookback are dropped by the outbox's (key, version) uniqueness.
+
+``ENTITIES`` is the e.net tuple (the primary, high-fidelity API); ``entities_for(transport)``
+picks one. Both carry the same entity names and fields, so routes and templates do not care
+which transport runs.
+
+**Columns SYSPRO does not hold.** A few fields need another table or arithmetic. They are named
+with a leading ``@`` and declared in ``extra["derive"]`` as ``Lookup`` (supplier name from
+``ApSupplier``), ``Rollup`` (PO line count and total from ``PorMasterDetail``), ``Period``
+(``YYYY-MM`` from year and month columns) and ``SignSplit`` (GL debit/credit from the signed
+``EntryValue``). The client requests ``source_columns(entity)`` and fills the ``@`` columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Union
+
+from erp_slack.model import Cursor, Entity, check_entities
+from erp_slack.slack.templates import TEMPLATES
+
+__all__ = [
+    "ENTITIES",
+    "ENTITIES_ENET",
+    "ENTITIES_ODATA",
+    "TRANSPORTS",
+    "DATE_LOOKBACK",
+    "Lookup",
+    "Rollup",
+    "Period",
+    "SignSplit",
+    "Derivation",
+    "derivations",
+    "source_columns",
+    "entities_for",
+]
+
+TRANSPORTS = ("enet", "odata")
+
+# §5.5: date columns are date-only and can be back-dated by a day or two; re-read 3 days.
+DATE_LOOKBACK = timedelta(days=3)
+
+DERIVED_PREFIX = "@"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Fill ``column`` with ``table.value`` from the row of ``table`` whose ``match`` equals ours.
+
+    The client caches the looked-up values for its lifetime (one flow run), so a page of 500
+    invoices from 40 suppliers costs a handful of small queries, once.
+    """
+
+    column: str
+    table: str
+    match: str
+    value: str
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.match,)
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Count the child rows of ``table`` per ``match`` value and sum ``quantity`` x ``price``.
+
+    ``order`` is the child table's key, used for paging through the children.
+    """
+
+    table: str
+    match: str
+    order: tuple[str, ...]
+    quantity: str
+    price: str
+    count_column: str
+    total_column: str
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.match,)
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        return (self.count_column, self.total_column)
+
+
+@dataclass(frozen=True)
+class Period:
+    """``column`` = ``YYYY-MM`` from a year and a month (period) column."""
+
+    column: str
+    year: str
+    month: str
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.year, self.month)
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+@dataclass(frozen=True)
+class SignSplit:
+    """Debit (positive ``value``) and credit (minus a negative ``value``) columns (§5.4 [I])."""
+
+    value: str
+    debit_column: str
+    credit_column: str
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.value,)
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        return (self.debit_column, self.credit_column)
+
+
+Derivation = Union[Lookup, Rollup, Period, SignSplit]
+
+
+def derivations(entity: Entity) -> tuple[Derivation, ...]:
+    """The derived columns an entity declares (empty for most sources)."""
+    return tuple(entity.extra.get("derive", ()))
+
+
+def source_columns(entity: Entity) -> tuple[str, ...]:
+    """Columns to request from SYSPRO: every mapped column but the derived ones, plus inputs."""
+    produced = {c for d in derivations(entity) for c in d.produces}
+    cols = [c for c in entity.columns if c not in produced]
+    for d in derivations(entity):
+        cols.extend(c for c in d.needs if c not in cols)
+    return tuple(cols)
+
+
+def entities_for(transport: str) -> tuple[Entity, ...]:
+    """The entity tuple for ``enet`` or ``odata`` (see the module docstring for why they differ)."""
+    try:
+        return {"enet": ENTITIES_ENET, "odata": ENTITIES_ODATA}[transport]
+    except KeyError:
+        raise ValueError(f"unknown SYSPRO transport {transport!r}; expected one of {TRANSPORTS}") from None
+
+
+def _pair(
+    *,
+    name: str,
+    title: str,
+    table: str,
+    key: tuple[str, ...],
+    date_field: str,
+    fields: dict[str, str],
+    template: str,
+    types: dict[str, str],
+    required: tuple[str, ...] = (),
+    labels: dict[str, dict[str, str]] | None = None,
+    status_field: str | None = None,
+    currency_field: str | None = None,
+    derive: tuple[Derivation, ...] = (),
+) -> tuple[Entity, Entity]:
+    """The e.net and the OData variant of one document; they differ only in the cursor."""
+    common = dict(
+        source="syspro", name=name, title=title, table=table, key=key, template=template,
+        required=required, labels=labels or {}, status_field=status_field,
+        currency_field=currency_field,
+    )
+    enet = Entity(
+        cursor=Cursor("TimeStamp", "rowversion"),
+        fields={**fields, "row_version": "TimeStamp"},
+        types={**types, "row_version": "int"},
+        extra={"derive": derive, "transport": "enet"},
+        **common,  # type: ignore[arg-type]
+    )
+    odata = Entity(
+        cursor=Cursor(fields[date_field], "date", lookback=DATE_LOOKBACK),
+        fields=fields,
+        types=types,
+        extra={"derive": derive, "transport": "odata"},
+        **common,  # type: ignore[arg-type]
+    )
+    return enet, odata
+
+
+_SUPPLIER_NAME = Lookup(column="@SupplierName", table="ApSupplier", match="Supplier", value="SupplierName")
+
+# Supplier invoices (§5.1). The amount is OrigInvValue, the open balance MthInvBal1 (BB uses it
+# as the current balance). JournalDate is the posting date - the OData cursor, because
+# InvoiceDate is the supplier's document date and is often back-dated (§5.5).
+AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
+    name="ap_invoice",
+    title="Supplier invoice",
+    table="ApInvoice",
+    key=("Supplier", "Invoice"),
+    date_field="posting_date",
+    fields={
+        "supplier": "Supplier",
+        "invoice": "Invoice",
+        "supplier_name": _SUPPLIER_NAME.column,
+        "amount": "OrigInvValue",
+        "balance": "MthInvBal1",
+        "currency": "Currency",
+        "invoice_date": "InvoiceDate",
+        "due_date": "DueDate",
+        "posting_date": "JournalDate",
+        "status": "InvoiceStatus",  # code meanings are [U] (§5.1): shown as SYSPRO stores them
+        "reference": "Reference",
+        "journal": "Journal",
+        "branch": "Branch",
+    },
+    template="supplier_invoice",
+    types={
+        "amount": "decimal",
+        "balance": "decimal",
+        "invoice_date": "date",
+        "due_date": "date",
+        "posting_date": "date",
+        "journal": "int",
+    },
+    required=("supplier", "invoice", "amount"),
+    status_field="status",
+    currency_field="currency",
+    derive=(_SUPPLIER_NAME,),
+)
+
+# Purchase orders (§5.2). No total column exists: count and value come from the detail lines.
+# OrderStatus codes are [V] (BB, RUBY, H-PO, LUNTU).
+PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
+    name="purchase_order",
+    title="Purchase order",
+    table="PorMasterHdr",
+    key=("PurchaseOrder",),
+    date_field="order_date",
+    fields={
+        "po": "PurchaseOrder",
+        "supplier": "Supplier",
+        "supplier_name": _SUPPLIER_NAME.column,
+        "status": "OrderStatus",
+        "line_count": "@LineCount",
+        "total": "@OrderTotal",
+        "currency": "Currency",
+        "order_date": "OrderEntryDate",
+        "due_date": "OrderDueDate",
+        "completed_date": "DatePoCompleted",
+        "buyer": "Buyer",
+        "warehouse": "Warehouse",
+        "order_type": "OrderType",
+    },
+    template="purchase_order",
+    types={
+        "line_count": "int",
+        "total": "decimal",
+        "order_date": "date",
+        "due_date": "date",
+        "completed_date": "date",
+    },
+    required=("po", "supplier"),
+    labels={
+        "status": {"0": "In process", "1": "Ready to print", "4": "Order printed",
+                   "9": "Completed", "*": "Cancelled"},
+    },
+    status_field="status",
+    currency_field="currency",
+    derive=(
+        _SUPPLIER_NAME,
+        Rollup(table="PorMasterDetail", match="PurchaseOrder", order=("PurchaseOrder", "Line"),
+               quantity="MOrderQty", price="MPrice", count_column="@LineCount",
+               total_column="@OrderTotal"),
+    ),
+)
+
+# Goods receipts (§5.3). A GRN has one row per PO line received; the key is the one GrnMatching
+# joins on (Supplier, Grn, GrnSource, Journal, JournalEntry). OrigReceiptDate is the date cursor.
+GOODS_RECEIPT_ENET, GOODS_RECEIPT_ODATA = _pair(
+    name="goods_receipt",
+    title="Goods receipt",
+    table="GrnDetails",
+    key=("Supplier", "Grn", "GrnSource", "Journal", "JournalEntry"),
+    date_field="receipt_date",
+    fields={
+        "grn": "Grn",
+        "supplier": "Supplier",
+        "supplier_name": _SUPPLIER_NAME.column,
+        "source": "GrnSource",
+        "journal": "Journal",
+        "journal_entry": "JournalEntry",
+        "po": "PurchaseOrder",
+        "po_line": "PurchaseOrderLin",
+        "stock_code": "StockCode",
+        "description": "StockDescription",
+        "warehouse": "Warehouse",
+        "quantity": "QtyReceived",
+        "value": "OrigGrnValue",
+        "currency": "PostCurrency",
+        "receipt_date": "OrigReceiptDate",
+    },
+    template="goods_receipt",
+    types={
+        "journal": "int",
+        "journal_entry": "int",
+        "po_line": "int",
+        "quantity": "decimal",
+        "value": "decimal",
+        "receipt_date": "date",
+    },
+    required=("grn", "supplier"),
+    currency_field="currency",
+    derive=(_SUPPLIER_NAME,),
+)
+
+# AP postings: one ApJnlSummary row per posted transaction (§5.1; "ApPosting" does not exist).
+# Journals are numbered per period, so the key carries the year and month.
+AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
+    name="ap_journal",
+    title="AP posting",
+    table="ApJnlSummary",
+    key=("TrnYear", "TrnMonth", "Journal", "EntryNumber"),
+    date_field="posting_date",
+    fields={
+        "year": "TrnYear",
+        "month": "TrnMonth",
+        "journal": "Journal",
+        "entry": "EntryNumber",
+        "period": "@Period",
+        "supplier": "Supplier",
+        "supplier_name": _SUPPLIER_NAME.column,
+        "reference": "Invoice",
+        "amount": "InvoiceValue",
+        "posting_date": "TrnDate",
+        "kind": "TransactionCode",  # code meanings are [U] (§5.1); BB excludes 'X'
+        "gl_code": "SupplierGlCode",
+    },
+    template="ap_journal",
+    types={
+        "year": "int",
+        "month": "int",
+        "journal": "int",
+        "entry": "int",
+        "amount": "decimal",
+        "posting_date": "date",
+    },
+    required=("journal", "entry", "amount"),
+    derive=(_SUPPLIER_NAME, Period(column="@Period", year="TrnYear", month="TrnMonth")),
+)
+
+# GL journal lines (§5.4). EntryValue is signed: debit positive, credit negative [I].
+# EntryPosted N -> Y is an update only the rowversion sees.
+GL_JOURNAL_ENET, GL_JOURNAL_ODATA = _pair(
+    name="gl_journal",
+    title="GL journal entry",
+    table="GenJournalDetail",
+    key=("GlYear", "GlPeriod", "Journal", "EntryNumber"),
+    date_field="posting_date",
+    fields={
+        "year": "GlYear",
+        "period_number": "GlPeriod",
+        "journal": "Journal",
+        "entry": "EntryNumber",
+        "period": "@Period",
+        "account": "GlCode",
+        "description": "Comment",
+        "reference": "Reference",
+        "amount": "EntryValue",
+        "debit": "@Debit",
+        "credit": "@Credit",
+        "posting_date": "EntryDate",
+        "transaction_date": "TransactionDate",
+        "status": "EntryPosted",
+        "kind": "EntryType",
+    },
+    template="gl_journal",
+    types={
+        "year": "int",
+        "period_number": "int",
+        "journal": "int",
+        "entry": "int",
+        "amount": "decimal",
+        "debit": "decimal",
+        "credit": "decimal",
+        "posting_date": "date",
+        "transaction_date": "date",
+    },
+    required=("journal", "entry", "account", "amount"),
+    labels={"status": {"Y": "Posted", "N": "Not posted"}},
+    status_field="status",
+    derive=(
+        Period(column="@Period", year="GlYear", month="GlPeriod"),
+        SignSplit(value="EntryValue", debit_column="@Debit", credit_column="@Credit"),
+    ),
+)
+
+ENTITIES_ENET: tuple[Entity, ...] = (
+    AP_INVOICE_ENET, PURCHASE_ORDER_ENET, GOODS_RECEIPT_ENET, AP_JOURNAL_ENET, GL_JOURNAL_ENET,
+)
+ENTITIES_ODATA: tuple[Entity, ...] = (
+    AP_INVOICE_ODATA, PURCHASE_ORDER_ODATA, GOODS_RECEIPT_ODATA, AP_JOURNAL_ODATA, GL_JOURNAL_ODATA,
+)
+ENTITIES: tuple[Entity, ...] = ENTITIES_ENET
+
+
+def _check_derived(entities: tuple[Entity, ...]) -> None:
+    """Every ``@`` column is produced by a derivation, and no real column starts with ``@``."""
+    for e in entities:
+        produced = {c for d in derivations(e) for c in d.produces}
+        for f, col in e.fields.items():
+            if col.startswith(DERIVED_PREFIX) and col not in produced:
+                raise ValueError(f"entity {e.source}.{e.name}: field {f!r} maps {col!r}, which no derivation produces")
+        for c in produced:
+            if not c.startswith(DERIVED_PREFIX):
+                raise ValueError(f"entity {e.source}.{e.name}: derived column {c!r} must start with {DERIVED_PREFIX!r}")
+
+
+check_entities(ENTITIES, TEMPLATES)
+check_entities(ENTITIES_ODATA, TEMPLATES)
+_check_derived(ENTITIES_ENET + ENTITIES_ODATA)
