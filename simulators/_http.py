@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -70,6 +71,10 @@ def _handler_for(app: App) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # Headers and body go out in separate writes; without NODELAY, Nagle plus the
+            # client's delayed ACK stall every reply by ~40 ms.
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn_state: dict[str, Any] = {}
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

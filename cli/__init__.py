@@ -1,0 +1,1 @@
+"""The erp-slack command line: demo, config, run, check, up, report."""

@@ -1,0 +1,43 @@
+"""Building source clients and their entity tables from configuration (one way, for all callers:
+blocks, the connection check and the CLI)."""
+
+from __future__ import annotations
+
+from erp_slack.config import GpConfig, SysproConfig
+from erp_slack.model import Entity
+from erp_slack.sources.base import AuditHook, SourceClient, no_audit
+from erp_slack.sources.gp.client import GpClient
+from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
+from erp_slack.sources.syspro.client import connect as syspro_connect
+from erp_slack.sources.syspro.entities import entities_for
+
+__all__ = ["syspro_client", "syspro_entities", "gp_client", "gp_entities"]
+
+
+def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceClient:
+    """A SYSPRO client for ``cfg.transport``; use it as a context manager (it logs off)."""
+    return syspro_connect(
+        cfg.transport, base_url=cfg.base_url, operator=cfg.operator, company=cfg.company_id,
+        operator_password=cfg.operator_password.get_secret_value() or None,
+        company_password=cfg.company_password.get_secret_value() or None,
+        odata_password=cfg.odata_password.get_secret_value() or None,
+        verify=cfg.verify, timeout=cfg.timeout, audit=audit, page_size=cfg.page_size,
+    )
+
+
+def syspro_entities(cfg: SysproConfig) -> tuple[Entity, ...]:
+    """SYSPRO's entities; their cursors depend on the transport (rowversion on e.net, dates on OData)."""
+    return tuple(entities_for(cfg.transport))
+
+
+def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:
+    """A Dynamics GP client (create one per run: NTLM authenticates the connection)."""
+    return GpClient(
+        cfg.base_url, cfg.tenant, cfg.company, cfg.username, cfg.password.get_secret_value(),
+        verify=cfg.verify, timeout=cfg.timeout, audit=audit, include_unposted=cfg.include_unposted,
+    )
+
+
+def gp_entities(cfg: GpConfig) -> tuple[Entity, ...]:
+    """Dynamics GP's entities."""
+    return tuple(GP_ENTITIES)

@@ -1,0 +1,43 @@
+"""The Dynamics GP → Slack flow: one poll cycle of one GP company."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from blocks import DynamicsGpCredentials
+from erp_slack.routing import DEFAULT_ROUTES, Rule
+from flows.pipeline import run_source
+
+
+@flow(name="gp-to-slack", log_prints=True, timeout_seconds=3600)
+def gp_to_slack(
+    entities: list[str] | None = None,
+    routes: list[Rule] | None = None,
+    dry_run: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+    gp_block: str = "dynamics-gp",
+    slack_block: str = "slack",
+    audit_block: str = "audit",
+) -> dict[str, Any]:
+    """Post new and changed Dynamics GP documents to Slack.
+
+    Args:
+        entities: Entities to poll (``payables_invoice``, ``purchase_order``, ``goods_receipt``,
+            ``gl_journal``, ``vendor``); empty means all.
+        routes: Routing rules, tried top to bottom; empty means the built-in defaults.
+        dry_run: Record what would be posted (status ``dry-run``) and post nothing.
+        since: Backfill: re-read from this UTC timestamp (``2026-11-01T00:00:00Z``).
+        until: Backfill: stop before this UTC timestamp. A backfill never moves the live watermark.
+        gp_block: Name of the Dynamics GP Credentials block.
+        slack_block: Name of the ERP Slack Bot block.
+        audit_block: Name of the ERP Slack Audit Database block.
+    """
+    creds = DynamicsGpCredentials.load(gp_block)
+    summary = run_source(
+        "gp", creds, slack_block=slack_block, audit_block=audit_block, entities=entities,
+        routes=routes or list(DEFAULT_ROUTES), dry_run=dry_run, since=since, until=until,
+    )
+    return summary.as_dict()
