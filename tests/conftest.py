@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests._fixtures_slack",
     "tests._fixtures_syspro",
     "tests._fixtures_gp",
+    "tests._fixtures_prefect",
 ]

@@ -1,0 +1,63 @@
+"""The Prefect flows end to end: blocks → flow → simulators → Slack simulator → audit store."""
+
+from __future__ import annotations
+
+import pytest
+
+from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredentials
+
+pytestmark = pytest.mark.prefect
+
+
+def _slack_block(slack_sim, name: str) -> None:
+    SlackBot(token=slack_sim.token, base_url=slack_sim.url, time_scale=slack_sim.sim.time_scale,
+             ops_channel="#finance-alerts").save(name, overwrite=True)
+
+
+def test_syspro_flow_posts_seeded_documents_once(prefect_harness, block_names, syspro_sim, slack_sim, tmp_path):
+    from flows.syspro import syspro_to_slack
+
+    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
+                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+
+    first = syspro_to_slack(**names)
+    posted = slack_sim.sim.posted()
+    assert first["delivered_records"] > 0 and posted
+    assert first["delivered_records"] == sum(p["new"] + p["updated"] for p in first["polls"])
+    channels = {m["channel_name"] for m in posted}
+    assert {"ap-invoices", "purchasing"} <= channels
+
+    second = syspro_to_slack(**names)
+    assert second["delivered_records"] == 0
+    assert len(slack_sim.sim.posted()) == len(posted)
+
+
+def test_gp_flow_posts_and_a_wrong_password_alerts_once(prefect_harness, block_names, gp_sim, slack_sim, tmp_path):
+    from flows.gp import gp_to_slack
+
+    creds = DynamicsGpCredentials(base_url=gp_sim.base_url, tenant=gp_sim.tenant, company=gp_sim.company,
+                                  username=gp_sim.username, password="wrong-password")
+    creds.save(block_names["gp"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    AuditDatabase(url=f"sqlite:///{tmp_path / 'audit.db'}").save(block_names["audit"], overwrite=True)
+    names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+
+    from erp_slack.errors import SourceAuthFailed
+
+    for _ in range(2):
+        with pytest.raises(SourceAuthFailed):
+            gp_to_slack(**names)
+    alerts = slack_sim.sim.posted("#finance-alerts")
+    assert len(alerts) == 1 and "needs attention" in alerts[0]["text"]
+    assert "wrong-password" not in str(alerts)
+
+    creds.password = gp_sim.password  # the operator fixes the block
+    creds.save(block_names["gp"], overwrite=True)
+    result = gp_to_slack(**names)
+    assert result["delivered_records"] > 0
+    alerts = slack_sim.sim.posted("#finance-alerts")
+    assert len(alerts) == 2 and "working again" in alerts[1]["text"]
