@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pydantic import Field, SecretStr
 from prefect.blocks.core import Block
 
@@ -30,6 +32,10 @@ class SlackBot(Block):
     )
     digest_max: int = Field(default=20, description="Records per digest message (at most 25).")
     time_scale: float = Field(default=1.0, description="Simulators only: run every rate this many times faster.")
+    shared_rate_limits: bool = Field(
+        default=False,
+        description="Pace channels through Prefect global concurrency limits, for workers on several hosts.",
+    )
 
     def get_client(self) -> SlackGateway:
         """The core Slack gateway for this bot."""
@@ -41,3 +47,20 @@ class SlackBot(Block):
             rate_per_channel=self.rate_per_channel, workspace_per_minute=self.workspace_per_minute,
             digest_threshold=self.digest_threshold, digest_max=self.digest_max, time_scale=self.time_scale,
         )
+
+    def pacer(self) -> Callable[[str], None] | None:
+        """With shared limits, a hook that takes one slot of the channel's global limit per post."""
+        if not self.shared_rate_limits:
+            return None
+        from prefect.concurrency.sync import rate_limit
+
+        def pace(channel: str) -> None:
+            # strict: a missing limit must fail loudly, not silently stop pacing (prefect.md §4).
+            rate_limit(gcl_name(channel), strict=True)
+
+        return pace
+
+
+def gcl_name(channel: str) -> str:
+    """The global concurrency limit that paces one Slack channel across workers."""
+    return "slack-channel-" + channel.lstrip("#").lower()

@@ -225,4 +225,21 @@ def load_config(path: str | Path) -> AppConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{p} is not valid TOML: {exc}") from None
-    return parse_config(data)
+    return _anchor_paths(parse_config(data), p.resolve().parent)
+
+
+def _anchor_paths(cfg: AppConfig, base: Path) -> AppConfig:
+    """Relative file paths in the file mean "next to the file", wherever the command runs
+    (a worker's working directory is not the admin's)."""
+    from sqlalchemy.engine import make_url
+
+    updates: dict[str, Any] = {}
+    url = make_url(cfg.audit.url.get_secret_value())
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
+        absolute = url.set(database=str(base / url.database)).render_as_string(hide_password=False)
+        updates["audit"] = cfg.audit.model_copy(update={"url": SecretStr(absolute)})
+    for name in ("syspro", "dynamics_gp"):
+        section = getattr(cfg, name)
+        if section is not None and isinstance(section.verify, str) and not Path(section.verify).is_absolute():
+            updates[name] = section.model_copy(update={"verify": str(base / section.verify)})
+    return cfg.model_copy(update=updates) if updates else cfg

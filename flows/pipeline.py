@@ -132,7 +132,7 @@ def run_source(
         raise
 
     if not dry_run:
-        report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id)
+        report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id, slack.pacer())
         summary.delivered_records, summary.messages = report.records, report.messages
         summary.rate_limited = report.rate_limited
         summary.failed = sum(s.failed for s in report.lanes.values())

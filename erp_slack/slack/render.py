@@ -110,6 +110,8 @@ def _money(value: Any, currency: str) -> str:
     except InvalidOperation:
         return str(value)
     text = f"{d:,.2f}"
+    if currency and not currency.isalpha():  # a symbol such as "$" sits next to the number
+        return f"-{currency}{text[1:]}" if text.startswith("-") else f"{currency}{text}"
     return f"{currency} {text}".strip()
 
 

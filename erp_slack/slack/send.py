@@ -448,7 +448,7 @@ class Drainer:
         message = self._render(rows, batch_uid, simplified=lane.simplified)
         self._bucket.take()
         if self.pacer is not None:
-            self.pacer(lane.channel_id)
+            self.pacer(lane.channel)
         started = self.clock.now()
         lane.attempt += 1
         self.store.mark_attempt([d.id for d in rows])

@@ -61,7 +61,7 @@ TEMPLATES: dict[str, Template] = {
         noun="Purchase order",
         emoji=":clipboard:",
         headline="Purchase order {po} for {supplier_name}",
-        summary="{po} · {supplier_name} · {total} · {status}",
+        summary="PO {po} · {supplier_name} · {total} · {status}",
         slots=(
             Slot("Supplier", "supplier_name"),
             Slot("Supplier code", "supplier"),
@@ -80,7 +80,7 @@ TEMPLATES: dict[str, Template] = {
         noun="Goods receipt",
         emoji=":package:",
         headline="Goods received on {grn} against PO {po}",
-        summary="{grn} · PO {po} · {stock_code} × {quantity}",
+        summary="GRN {grn} · PO {po} · {stock_code} × {quantity}",
         slots=(
             Slot("Supplier", "supplier_name"),
             Slot("Supplier code", "supplier"),
@@ -99,7 +99,7 @@ TEMPLATES: dict[str, Template] = {
         noun="AP posting",
         emoji=":ledger:",
         headline="AP journal {journal} posted for {period}",
-        summary="{journal} · {period} · {amount}",
+        summary="AP journal {journal} ({period}) · {supplier_name} · {amount}",
         slots=(
             Slot("Journal", "journal"),
             Slot("Period", "period"),
@@ -118,7 +118,7 @@ TEMPLATES: dict[str, Template] = {
         noun="GL journal entry",
         emoji=":books:",
         headline="GL journal {journal} posted for {period}",
-        summary="{journal} · {account} · {amount}",
+        summary="GL journal {journal} ({period}) · account {account} · {amount}",
         slots=(
             Slot("Journal", "journal"),
             Slot("Period", "period"),

@@ -1,0 +1,132 @@
+"""From a configuration file to Prefect: blocks, deployment parameters, in-process runs."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredentials
+from erp_slack.config import AppConfig
+from erp_slack.routing import DEFAULT_ROUTES
+
+__all__ = ["BLOCK_NAMES", "apply_config", "run_flow", "flow_parameters"]
+
+# The block names the deployments in prefect.yaml use by default.
+BLOCK_NAMES = {"syspro": "syspro", "gp": "dynamics-gp", "slack": "slack", "audit": "audit"}
+_FLOWS = {"syspro": "syspro-to-slack", "gp": "gp-to-slack"}
+
+
+def save_blocks(cfg: AppConfig) -> list[str]:
+    """Save every configured system as a block; returns what was saved (no secrets)."""
+    saved = []
+    if cfg.syspro is not None:
+        s = cfg.syspro
+        SysproCredentials(
+            transport=s.transport, base_url=s.base_url, operator=s.operator, operator_password=s.operator_password,
+            company_id=s.company_id, company_password=s.company_password, odata_password=s.odata_password,
+            verify=s.verify, timeout=s.timeout, page_size=s.page_size,
+        ).save(BLOCK_NAMES["syspro"], overwrite=True)
+        saved.append(f"block {BLOCK_NAMES['syspro']}: SYSPRO {s.transport} {s.base_url} company {s.company_id}")
+    if cfg.dynamics_gp is not None:
+        g = cfg.dynamics_gp
+        DynamicsGpCredentials(
+            base_url=g.base_url, tenant=g.tenant, company=g.company, username=g.username, password=g.password,
+            verify=g.verify, timeout=g.timeout, include_unposted=g.include_unposted,
+        ).save(BLOCK_NAMES["gp"], overwrite=True)
+        saved.append(f"block {BLOCK_NAMES['gp']}: Dynamics GP {g.base_url} company {g.company}")
+    sl = cfg.slack
+    SlackBot(
+        token=sl.token, base_url=sl.base_url, ops_channel=sl.ops_channel, rate_per_channel=sl.rate_per_channel,
+        workspace_per_minute=sl.workspace_per_minute, digest_threshold=sl.digest_threshold,
+        digest_max=sl.digest_max, time_scale=sl.time_scale,
+    ).save(BLOCK_NAMES["slack"], overwrite=True)
+    saved.append(f"block {BLOCK_NAMES['slack']}: Slack bot, ops channel {sl.ops_channel or '(none)'}")
+    AuditDatabase(url=cfg.audit.url).save(BLOCK_NAMES["audit"], overwrite=True)
+    saved.append(f"block {BLOCK_NAMES['audit']}: audit store")
+    return saved
+
+
+def flow_parameters(cfg: AppConfig, source: str) -> dict[str, Any]:
+    """The deployment parameters a configuration implies for one source's flow."""
+    section = cfg.syspro if source == "syspro" else cfg.dynamics_gp
+    routes = [r.model_dump(mode="json", exclude_defaults=True) for r in (cfg.routes or DEFAULT_ROUTES)]
+    params: dict[str, Any] = {"routes": routes}
+    if section is not None and section.entities:
+        params["entities"] = list(section.entities)
+    return params
+
+
+def update_deployments(cfg: AppConfig) -> list[str]:
+    """Write routes and entity choices into the source deployments on the Prefect server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    done = []
+    with get_client(sync_client=True) as client:
+        for source, flow_name in _FLOWS.items():
+            section = cfg.syspro if source == "syspro" else cfg.dynamics_gp
+            deployments = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+            for dep in deployments:
+                params = {**(dep.parameters or {}), **flow_parameters(cfg, source)}
+                update: dict[str, Any] = {"parameters": params}
+                if section is None or not section.enabled:
+                    update["paused"] = True  # a source not configured must not run on a schedule
+                client.update_deployment(dep.id, DeploymentUpdate(**update))
+                for sched in client.read_deployment_schedules(dep.id):
+                    new = _schedule_for(cfg, sched.slug)
+                    if new is not None:
+                        client.update_deployment_schedule(dep.id, sched.id, schedule=new)
+                done.append(f"deployment {flow_name}/{dep.name}: parameters updated"
+                            + (" (paused: source not configured)" if update.get("paused") else ""))
+    return done
+
+
+def _schedule_for(cfg: AppConfig, slug: str | None) -> Any:
+    """The schedule the configuration asks for, for the schedule slugs prefect.yaml defines."""
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    if slug == "syspro-interval" and cfg.syspro is not None:
+        return IntervalSchedule(interval=timedelta(minutes=cfg.syspro.interval_minutes),
+                                anchor_date=datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")), timezone="UTC")
+    if slug == "gp-daily" and cfg.dynamics_gp is not None:
+        sched = cfg.dynamics_gp.schedule
+        # An aware anchor: Prefect would read a naive one as UTC (reference/prefect.md §1.1).
+        anchor = datetime.combine(date(2026, 1, 5), sched.at, tzinfo=ZoneInfo(sched.timezone))
+        return IntervalSchedule(interval=timedelta(days=1), anchor_date=anchor, timezone=sched.timezone)
+    return None
+
+
+def apply_config(cfg: AppConfig, *, deployments: bool = True) -> list[str]:
+    """Save blocks, then (if a server has our deployments) their parameters."""
+    lines = save_blocks(cfg)
+    if deployments:
+        lines += update_deployments(cfg) or ["no deployments found yet (run `erp-slack up` to create them)"]
+    return lines
+
+
+def run_flow(
+    source: str, cfg: AppConfig, *, dry_run: bool = False, since: str | None = None, until: str | None = None,
+    entities: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Run one cycle of a source's flow in this process, with the configuration's routes."""
+    from erp_slack.routing import Rule
+
+    params = flow_parameters(cfg, source)
+    routes = [Rule.model_validate(r) for r in params["routes"]]
+    chosen = list(entities) if entities else params.get("entities")
+    common = dict(entities=chosen, routes=routes, dry_run=dry_run, since=since, until=until,
+                  slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
+    if source == "syspro":
+        if cfg.syspro is None:
+            raise SystemExit("the configuration has no [syspro] section")
+        from flows.syspro import syspro_to_slack
+
+        return syspro_to_slack(syspro_block=BLOCK_NAMES["syspro"], **common)
+    if cfg.dynamics_gp is None:
+        raise SystemExit("the configuration has no [dynamics_gp] section")
+    from flows.gp import gp_to_slack
+
+    return gp_to_slack(gp_block=BLOCK_NAMES["gp"], **common)

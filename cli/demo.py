@@ -1,0 +1,119 @@
+"""The offline demo: SYSPRO, GP and Slack simulators on loopback, both flows once, a summary.
+
+Everything lives in a temporary folder (Prefect home, SQLite audit store) that is removed at the
+end unless ``--keep DIR`` is given; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["demo", "serve_simulators_forever", "simulators_running"]
+
+
+@contextlib.contextmanager
+def simulators_running(time_scale: float = 1.0) -> Iterator[dict[str, Any]]:
+    """The three simulators served on loopback (free ports), with what a config needs."""
+    from simulators._http import serve_on_loopback
+    from simulators.gp import GpSimulator
+    from simulators.slack import SlackSimulator
+    from simulators.syspro import SysproSimulator
+
+    syspro, gp, slack = SysproSimulator(), GpSimulator(), SlackSimulator(time_scale=time_scale)
+    with serve_on_loopback(syspro) as s, serve_on_loopback(gp) as g, serve_on_loopback(slack) as k:
+        yield {
+            "syspro": syspro, "gp": gp, "slack": slack,
+            "syspro_url": s.url, "gp_url": g.url + "/GPService", "slack_url": k.url + "/api/",
+        }
+
+
+def demo_config(sims: dict[str, Any], audit_url: str, time_scale: float) -> Any:
+    """A configuration pointing at the running simulators (their seeded credentials)."""
+    from erp_slack.config import parse_config
+
+    gp = sims["gp"]
+    return parse_config({
+        "syspro": {"transport": "enet", "base_url": sims["syspro_url"], "operator": "ENET01",
+                   "operator_password": "secret", "company_id": "EDU1"},
+        "dynamics_gp": {"base_url": sims["gp_url"], "tenant": gp.tenant, "company": "Fabrikam, Inc.",
+                        "username": gp.username, "password": gp.password},
+        "slack": {"token": sims["slack"].token, "base_url": sims["slack_url"], "ops_channel": "#finance-alerts",
+                  "time_scale": time_scale},
+        "audit": {"url": audit_url},
+    })
+
+
+def demo(args: argparse.Namespace) -> int:
+    home = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="erp-slack-demo-"))
+    home.mkdir(parents=True, exist_ok=True)
+    # A private Prefect home: the demo never touches the user's own Prefect data or server.
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    os.environ.pop("PREFECT_API_URL", None)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from rich.console import Console
+
+    from cli.apply import apply_config, run_flow
+    from cli.main import _print_summary
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    audit_url = f"sqlite:///{home / 'audit.db'}"
+    try:
+        with simulators_running(args.time_scale) as sims:
+            console.print(f"Simulators: SYSPRO {sims['syspro_url']}, GP {sims['gp_url']}, Slack {sims['slack_url']}")
+            cfg = demo_config(sims, audit_url, args.time_scale)
+            with console.status("Starting a private Prefect API and saving blocks…"):
+                apply_config(cfg, deployments=False)
+            for source, label in (("syspro", "SYSPRO"), ("gp", "Dynamics GP")):
+                with console.status(f"Running the {label} flow (poll, enqueue, deliver)…"):
+                    summary = run_flow(source, cfg)
+                _print_summary(console, summary)
+            _print_slack(console, sims["slack"])
+    finally:
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+    console.print()
+    console.print("Next: copy erp-slack.example.toml, point it at your systems, run "
+                  "`erp-slack check --config FILE`, then `erp-slack up --config FILE`.")
+    if args.keep:
+        console.print(f"Audit store kept at {home / 'audit.db'}: try `erp-slack report --db {audit_url}`.")
+    return 0
+
+
+def _print_slack(console: Any, slack: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="What the Slack simulator received")
+    for col in ("channel", "messages", "records", "first message"):
+        table.add_column(col)
+    by_channel: dict[str, list[dict[str, Any]]] = {}
+    for m in slack.posted():
+        by_channel.setdefault(m["channel_name"], []).append(m)
+    for name, msgs in sorted(by_channel.items()):
+        records = sum(len(((m.get("metadata") or {}).get("event_payload") or {}).get("deliveries", [])) for m in msgs)
+        table.add_row(f"#{name}", str(len(msgs)), str(records), (msgs[0]["text"] or "")[:70])
+    console.print(table)
+
+
+def serve_simulators_forever(args: argparse.Namespace) -> int:
+    """Run the three simulators until Ctrl-C, printing where they are and how to log on."""
+    import threading
+
+    with simulators_running() as sims:
+        gp = sims["gp"]
+        print(f"SYSPRO  {sims['syspro_url']}  operator ENET01 / secret, company EDU1 (OData password odata-secret)")
+        print(f"GP      {sims['gp_url']}  tenant {gp.tenant}, company Fabrikam, Inc., user {gp.username} / {gp.password}")
+        print(f"Slack   {sims['slack_url']}  token {sims['slack'].token}")
+        print("Ctrl-C to stop.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0

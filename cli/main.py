@@ -1,0 +1,257 @@
+"""``erp-slack``: everything a person runs by hand.
+
+    erp-slack demo                         simulators + SQLite, both flows once, a summary
+    erp-slack config validate FILE         check a configuration file
+    erp-slack config apply FILE            save it as Prefect blocks and deployment parameters
+    erp-slack run {syspro,gp} --config F   one poll cycle in this process
+    erp-slack check --config FILE          ping every configured system; posts nothing
+    erp-slack up [--config FILE]           local Prefect server, work pool, deployments, worker
+    erp-slack report --config FILE         what was posted, filtered, failed (Markdown or CSV)
+    erp-slack requeue --config FILE        put failed (or dead) deliveries back in the queue
+    erp-slack simulators                   run the three simulators in the foreground
+
+Prefect is imported only inside the commands that need it, after the environment is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def _load(path: str) -> Any:
+    from erp_slack.config import load_config
+
+    return load_config(path)
+
+
+def _describe(cfg: Any) -> list[str]:
+    """What a configuration points at, with every secret left out."""
+    lines = []
+    if cfg.syspro is not None:
+        s = cfg.syspro
+        lines.append(f"SYSPRO ({s.transport}) {s.base_url} operator {s.operator} company {s.company_id}"
+                     f"{'' if s.enabled else ' (disabled)'}")
+    if cfg.dynamics_gp is not None:
+        g = cfg.dynamics_gp
+        lines.append(f"Dynamics GP {g.base_url} tenant {g.tenant} company {g.company} as {g.username}"
+                     f"{'' if g.enabled else ' (disabled)'}")
+    lines.append(f"Slack {cfg.slack.base_url or 'https://slack.com/api/'}; ops channel {cfg.slack.ops_channel or '(none)'}")
+    from erp_slack.store import redact_url
+
+    lines.append(f"Audit store {redact_url(cfg.audit.url.get_secret_value())}")
+    lines.append(f"{len(cfg.routes) or 'default'} routing rules")
+    return lines
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    console = _console()
+    console.print(f"[green]OK[/green] {args.file}")
+    for line in _describe(cfg):
+        console.print(f"  {line}")
+    return 0
+
+
+def cmd_config_apply(args: argparse.Namespace) -> int:
+    from cli.apply import apply_config
+
+    cfg = _load(args.file)
+    console = _console()
+    with console.status("Saving blocks…"):
+        saved = apply_config(cfg, deployments=not args.no_deployments)
+    for line in saved:
+        console.print(f"  {line}")
+    console.print("[green]Configuration applied.[/green]")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cli.apply import apply_config, run_flow
+
+    cfg = _load(args.config)
+    console = _console()
+    with console.status("Saving blocks…"):
+        apply_config(cfg, deployments=False)
+    what = "backfill" if (args.since or args.until) else "poll cycle"
+    with console.status(f"Running one {what} of {args.source}{' (dry run)' if args.dry_run else ''}…"):
+        summary = run_flow(args.source, cfg, dry_run=args.dry_run, since=args.since, until=args.until,
+                           entities=args.entities.split(",") if args.entities else None)
+    _print_summary(console, summary)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from erp_slack.check import format_table, run_checks
+    from erp_slack.routing import DEFAULT_ROUTES
+
+    cfg = _load(args.config)
+    console = _console()
+    with console.status("Checking connections…"):
+        results = run_checks(cfg, cfg.routes or list(DEFAULT_ROUTES))
+    print(format_table(results))
+    failed = [r for r in results if not r.ok]
+    print()
+    print(f"{len(results) - len(failed)} OK, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from erp_slack.report import delivery_table, failures, report_markdown
+
+    store = _store(args)
+    if args.csv:
+        delivery_table(store, days=args.days).to_csv(args.csv, index=False)
+        failures(store, days=args.days).to_csv(args.csv.replace(".csv", "") + "-failures.csv", index=False)
+        print(f"wrote {args.csv}")
+    else:
+        print(report_markdown(store, days=args.days))
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    store = _store(args)
+    n = store.requeue(status=args.status, channel=args.channel)
+    store.audit("requeued", channel=args.channel, message=f"{n} {args.status} deliveries put back to pending")
+    print(f"{n} {args.status} deliveries put back to pending; the next run delivers them.")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from cli.up import up
+
+    return up(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cli.demo import demo
+
+    return demo(args)
+
+
+def cmd_simulators(args: argparse.Namespace) -> int:
+    from cli.demo import serve_simulators_forever
+
+    return serve_simulators_forever(args)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from erp_slack.store import Store
+
+    if args.db:
+        return Store(args.db)
+    if args.config:
+        return Store(_load(args.config).audit.url.get_secret_value())
+    raise SystemExit("give --config FILE or --db URL")
+
+
+def _print_summary(console: Any, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['source']} · company {summary['company']}" + (" (dry run)" if summary["dry_run"] else ""))
+    for col in ("entity", "rows seen", "new", "updated", "filtered", "dry-run", "quarantined", "watermark"):
+        table.add_column(col)
+    for p in summary["polls"]:
+        table.add_row(p["entity"], str(p["rows_seen"]), str(p["new"]), str(p["updated"]), str(p["filtered"]),
+                      str(p["dry_run_rows"]), str(p["bad"]), str(p["watermark_after"] or "—"))
+    console.print(table)
+    console.print(
+        f"Delivered {summary['delivered_records']} records in {summary['messages']} Slack messages; "
+        f"{summary['failed']} failed, {summary['dead']} dead, {summary['pending_left']} pending."
+    )
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="erp-slack", description="ERP (SYSPRO, Dynamics GP) → Slack notifications.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run both flows once against local simulators and show what was posted")
+    d.add_argument("--keep", metavar="DIR", help="keep the demo's database and Prefect home in DIR")
+    d.add_argument("--time-scale", type=float, default=10.0, help="how much faster than Slack's real rate to post")
+    d.set_defaults(fn=cmd_demo)
+
+    c = sub.add_parser("config", help="validate or apply a configuration file")
+    csub = c.add_subparsers(dest="action", required=True)
+    v = csub.add_parser("validate", help="check a configuration file")
+    v.add_argument("file")
+    v.set_defaults(fn=cmd_config_validate)
+    a = csub.add_parser("apply", help="save the file as Prefect blocks and deployment parameters")
+    a.add_argument("file")
+    a.add_argument("--no-deployments", action="store_true", help="save blocks only")
+    a.set_defaults(fn=cmd_config_apply)
+
+    r = sub.add_parser("run", help="run one poll cycle of a source in this process")
+    r.add_argument("source", choices=["syspro", "gp"])
+    r.add_argument("--config", required=True)
+    r.add_argument("--dry-run", action="store_true", help="record what would be posted; post nothing")
+    r.add_argument("--since", help="backfill from this cursor value (date, timestamp or rowversion)")
+    r.add_argument("--until", help="backfill up to (not including) this cursor value")
+    r.add_argument("--entities", help="comma-separated entity names (default: all)")
+    r.set_defaults(fn=cmd_run)
+
+    k = sub.add_parser("check", help="log on to every configured system and check Slack; posts nothing")
+    k.add_argument("--config", required=True)
+    k.set_defaults(fn=cmd_check)
+
+    u = sub.add_parser("up", help="one-machine production: server, work pool, blocks, deployments, worker")
+    u.add_argument("--config", help="apply this configuration file too")
+    u.add_argument("--project-dir", default=".", help="where prefect.yaml is (default: here)")
+    u.add_argument("--no-worker", action="store_true", help="set everything up but do not start a worker")
+    u.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    u.add_argument("--shared-rate-limits", action="store_true",
+                   help="create Prefect global concurrency limits so several workers share Slack's rate")
+    u.set_defaults(fn=cmd_up)
+
+    for name, fn, helptext in (("report", cmd_report, "counts of posted, filtered, failed deliveries"),
+                               ("requeue", cmd_requeue, "put failed deliveries back to pending")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--config")
+        s.add_argument("--db", help="audit database URL (instead of --config)")
+        if name == "report":
+            s.add_argument("--days", type=int, default=7)
+            s.add_argument("--csv", help="write CSV here instead of printing Markdown")
+        else:
+            s.add_argument("--status", choices=["failed", "dead"], default="failed")
+            s.add_argument("--channel")
+        s.set_defaults(fn=fn)
+
+    m = sub.add_parser("simulators", help="run the SYSPRO, GP and Slack simulators until Ctrl-C")
+    m.set_defaults(fn=cmd_simulators)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from erp_slack.errors import ConfigError, ErpSlackError
+
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ErpSlackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The connection check: "add your credentials, ping your real systems, and see if we fit".
+
+Logs on to each configured source and off again, reads one row of each entity, asks Slack who
+the token is and whether the bot can post in every routed channel, and opens the audit store.
+Nothing is posted and no watermark moves. Each line says what to do about a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from erp_slack.config import AppConfig
+from erp_slack.connect import gp_client, gp_entities, syspro_client, syspro_entities
+from erp_slack.errors import ErpSlackError, SlackRejected, SourceAuthFailed, SourceUnavailable
+from erp_slack.model import Entity
+from erp_slack.routing import Rule
+from erp_slack.slack.send import SlackGateway
+from erp_slack.sources.base import SourceClient
+from erp_slack.store import Store, redact_url
+
+__all__ = ["CheckResult", "run_checks", "format_table"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    system: str
+    check: str
+    ok: bool
+    detail: str
+    advice: str = ""
+
+
+_SLACK_ADVICE = {
+    "invalid_auth": "The bot token is wrong. Copy the Bot User OAuth Token (xoxb-…) from the Slack app page.",
+    "token_revoked": "The token was revoked. Reinstall the Slack app and paste the new bot token.",
+    "not_authed": "No token was sent. Set slack.token.",
+    "account_inactive": "The bot user is deactivated. Reinstall the Slack app.",
+    "channel_not_found": "No such channel, or a private channel the bot is not in. Check the name or invite the bot.",
+    "is_archived": "The channel is archived. Unarchive it or route to another channel.",
+}
+
+
+def _source_checks(
+    system: str, make: Callable[[], SourceClient], entities: Sequence[Entity], wanted: Sequence[str] | None
+) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    selected = [e for e in entities if not wanted or e.name in wanted]
+    try:
+        with make() as client:
+            results.append(CheckResult(system, "log on", True, f"company {client.company}"))
+            for entity in selected:
+                try:
+                    rows = sum(len(p.rows) for p in client.pages(entity, since=None, limit=1))
+                except SourceAuthFailed:
+                    raise
+                except ErpSlackError as exc:
+                    results.append(CheckResult(system, f"read {entity.name}", False, str(exc),
+                                               f"Check that the operator may read {entity.table}."))
+                    continue
+                detail = f"{entity.table}: read {min(rows, 1)} row" + ("" if rows else " (table is empty)")
+                results.append(CheckResult(system, f"read {entity.name}", True, detail))
+        results.append(CheckResult(system, "log off", True, "session released"))
+    except SourceAuthFailed as exc:
+        results.append(CheckResult(system, "log on", False, str(exc),
+                                   "Check the user name, password and company in the configuration."))
+    except SourceUnavailable as exc:
+        results.append(CheckResult(system, "connect", False, str(exc),
+                                   "Check base_url, that the service runs, the firewall, and the TLS CA bundle (verify)."))
+    except ErpSlackError as exc:
+        results.append(CheckResult(system, "connect", False, str(exc), "Check the configuration."))
+    return results
+
+
+def _channels(routes: Iterable[Rule]) -> list[str]:
+    seen: list[str] = []
+    for rule in routes:
+        if rule.channel and rule.channel not in seen:
+            seen.append(rule.channel)
+    return seen
+
+
+def _slack_checks(gateway: SlackGateway, channels: Sequence[str]) -> list[CheckResult]:
+    try:
+        who = gateway.auth_test()
+    except SlackRejected as exc:
+        return [CheckResult("Slack", "auth.test", False, exc.code, _SLACK_ADVICE.get(exc.code, "Check slack.token."))]
+    except ErpSlackError as exc:
+        return [CheckResult("Slack", "auth.test", False, str(exc), "Check slack.base_url and the network.")]
+    results = [CheckResult("Slack", "auth.test", True, f"bot {who.get('user', '?')} in {who.get('team', '?')}")]
+    for channel in channels:
+        what = f"post to {channel}"
+        try:
+            info = gateway.channel_info(gateway.resolve(channel))
+        except SlackRejected as exc:
+            results.append(CheckResult("Slack", what, False, exc.code, _SLACK_ADVICE.get(exc.code, "")))
+            continue
+        except ErpSlackError as exc:
+            results.append(CheckResult("Slack", what, False, str(exc), "Try again; Slack did not answer."))
+            continue
+        if info.get("is_archived"):
+            results.append(CheckResult("Slack", what, False, "is_archived", _SLACK_ADVICE["is_archived"]))
+        elif info.get("is_member"):
+            results.append(CheckResult("Slack", what, True, "bot is a member"))
+        elif info.get("is_private"):
+            results.append(CheckResult("Slack", what, False, "bot is not in this private channel",
+                                       f"Invite the bot: /invite @{who.get('user', 'the bot')} in {channel}."))
+        else:
+            results.append(CheckResult("Slack", what, True, "public; the bot joins on its first post"))
+    return results
+
+
+def run_checks(config: AppConfig, routes: Sequence[Rule] | None = None) -> list[CheckResult]:
+    """Every check the configuration calls for, in order. Posts nothing."""
+    results: list[CheckResult] = []
+    if config.syspro is not None and config.syspro.enabled:
+        cfg = config.syspro
+        results += _source_checks(f"SYSPRO ({cfg.transport})", lambda: syspro_client(cfg), syspro_entities(cfg),
+                                  cfg.entities)
+    if config.dynamics_gp is not None and config.dynamics_gp.enabled:
+        gcfg = config.dynamics_gp
+        results += _source_checks("Dynamics GP", lambda: gp_client(gcfg), gp_entities(gcfg), gcfg.entities)
+    slack = config.slack
+    gateway = SlackGateway(slack.token.get_secret_value(), base_url=slack.base_url)
+    channels = _channels(routes if routes is not None else config.routes)
+    if slack.ops_channel and slack.ops_channel not in channels:
+        channels.append(slack.ops_channel)
+    results += _slack_checks(gateway, channels)
+    url = config.audit.url.get_secret_value()
+    try:
+        store = Store(url)
+        counts = store.counts()
+        store.dispose()
+        results.append(CheckResult("Audit store", "open and migrate", True,
+                                   f"{redact_url(url)}: {sum(counts.values())} deliveries recorded"))
+    except Exception as exc:  # any driver error: report it with the URL's password hidden
+        results.append(CheckResult("Audit store", "open and migrate", False,
+                                   f"{redact_url(url)}: {type(exc).__name__}",
+                                   "Check audit.url, that the database exists and the driver is installed."))
+    return results
+
+
+def format_table(results: Sequence[CheckResult]) -> str:
+    """A plain-text table: system, check, OK/FAILED, detail, advice."""
+    from tabulate import tabulate
+
+    rows = [(r.system, r.check, "OK" if r.ok else "FAILED", r.detail, r.advice) for r in results]
+    return tabulate(rows, headers=["system", "check", "result", "detail", "what to do"], tablefmt="simple")
