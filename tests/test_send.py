@@ -82,9 +82,12 @@ def test_429_is_honoured_while_other_channels_keep_flowing(store, slack_sim):
     slack_sim.sim.inject("chat.postMessage", retry_after=20, channel="#ap-invoices")  # 1 s at scale 20
     report = drainer(store, slack_sim, digest_threshold=1000).drain()
     assert_exactly_once(store, slack_sim)
-    assert report.lanes["#ap-invoices"].rate_limited == 1
+    # The injected 429 was met; under CPU load the strict simulator (burst 1) may refuse a
+    # jittered post or two more, which the lane also waits out.
+    assert report.lanes["#ap-invoices"].rate_limited >= 1
+    assert report.lanes["#purchasing"].rate_limited <= report.lanes["#ap-invoices"].rate_limited
     calls = [c for c in slack_sim.sim.calls if c.method == "chat.postMessage"]
-    refused = next(c for c in calls if c.status == 429)
+    refused = next(c for c in calls if c.status == 429 and c.injected)
     ok = [c for c in calls if c.status == 200]
     after = [c.t for c in ok if c.channel == refused.channel and c.t > refused.t]
     # The lane waited Retry-After (20 simulated s = 1 real s) before resending…
@@ -92,7 +95,7 @@ def test_429_is_honoured_while_other_channels_keep_flowing(store, slack_sim):
     # …while the other channel kept posting inside that wait.
     other = [c.t for c in ok if c.channel != refused.channel and refused.t < c.t < after[0]]
     assert len(other) >= 5
-    assert len(store.audit_rows("rate_limited")) == 1
+    assert len(store.audit_rows("rate_limited")) == report.rate_limited
 
 
 def test_stored_then_failed_is_reconciled_without_a_duplicate(store, slack_sim):

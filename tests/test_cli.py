@@ -1,0 +1,131 @@
+"""The erp-slack command: configuration errors, the connection check, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+
+SECRETS = ("s3cr3t-operator-pw", "gp-pa55word-xyz", "xoxb-super-secret-token")
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "erp-slack.toml"
+    p.write_text(text)
+    return str(p)
+
+
+GOOD = """
+[syspro]
+base_url = "https://syspro.example"
+operator = "OP"
+operator_password = "s3cr3t-operator-pw"
+company_id = "EDU1"
+
+[slack]
+token = "xoxb-super-secret-token"
+"""
+
+
+@pytest.mark.parametrize(
+    "edit, field, problem",
+    [
+        (("https://syspro.example", "ftp://syspro.example"), "syspro.base_url", "must start with http:// or https://"),
+        (('company_id = "EDU1"', 'company_id = "EDU1"\ncolour = "red"'), "syspro.colour", "unknown setting"),
+        (("xoxb-super-secret-token", "not-a-token-super-secret"), "slack.token", "must be a Slack bot token"),
+        (('[slack]', '[slack]\nrate_per_channel = 0'), "slack.rate_per_channel", "greater than 0"),
+        (('operator_password = "s3cr3t-operator-pw"', 'operator_password = "env:NO_SUCH_VAR_HERE"'),
+         "syspro.operator_password", "environment variable NO_SUCH_VAR_HERE is not set"),
+        (('[slack]', '[[routes]]\nentity = "ap_invoice"\n\n[slack]'), "routes.0", "needs a channel"),
+        (('[slack]', '[audit]\nurl = "not a url at all s3cr3t-operator-pw"\n\n[slack]'), "audit.url", "is not a database URL"),
+    ],
+)
+def test_malformed_config_is_rejected_naming_the_field(tmp_path, capsys, edit, field, problem):
+    path = write(tmp_path, GOOD.replace(*edit))
+    assert main(["config", "validate", path]) == 2
+    err = capsys.readouterr().err
+    assert f"{field}: " in err and problem in err
+    assert not any(s in err for s in SECRETS)
+
+
+def test_not_toml_is_rejected(tmp_path, capsys):
+    assert main(["config", "validate", write(tmp_path, "[syspro\nbase_url=")]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+
+
+def test_valid_config_summary_shows_no_secret(tmp_path, capsys):
+    assert main(["config", "validate", write(tmp_path, GOOD)]) == 0
+    out = capsys.readouterr().out
+    assert "SYSPRO (enet) https://syspro.example operator OP company EDU1" in out
+    assert not any(s in out for s in SECRETS)
+
+
+def test_example_config_is_valid(monkeypatch):
+    from erp_slack.config import load_config
+
+    for var in ("SYSPRO_OPERATOR_PASSWORD", "GP_PASSWORD", "SLACK_BOT_TOKEN"):
+        monkeypatch.setenv(var, "xoxb-example" if var == "SLACK_BOT_TOKEN" else "example")
+    cfg = load_config(Path(__file__).parent.parent / "erp-slack.example.toml")
+    assert cfg.syspro and cfg.dynamics_gp and len(cfg.routes) == 7
+    assert cfg.dynamics_gp.verify.endswith("certs/gp-ca.pem") and Path(cfg.dynamics_gp.verify).is_absolute()
+
+
+def sim_config(syspro_sim, gp_sim, slack_sim, db: Path, *, syspro_pw=None, extra_routes="") -> str:
+    return f"""
+[syspro]
+base_url = "{syspro_sim.url}"
+operator = "{syspro_sim.operator}"
+operator_password = "{syspro_pw or syspro_sim.password}"
+company_id = "{syspro_sim.company}"
+
+[dynamics_gp]
+base_url = "{gp_sim.base_url}"
+tenant = "{gp_sim.tenant}"
+company = "{gp_sim.company}"
+username = '{gp_sim.username}'
+password = "{gp_sim.password}"
+
+[slack]
+token = "{slack_sim.token}"
+base_url = "{slack_sim.url}"
+ops_channel = "#finance-alerts"
+
+[audit]
+url = "sqlite:///{db}"
+{extra_routes}
+"""
+
+
+def test_check_against_the_simulators_is_all_ok(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+    path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db"))
+    assert main(["check", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED" not in out and "0 failed" in out
+    for line in ("log on", "read ap_invoice", "read payables_invoice", "auth.test", "post to #ap-invoices",
+                 "open and migrate"):
+        assert line in out
+    assert slack_sim.sim.posted() == []  # the check posts nothing
+    assert syspro_sim.sim.sessions() == []  # logged off again
+
+
+def test_check_reports_a_wrong_password_and_a_missing_channel(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+    routes = '\n[[routes]]\nentity = "*"\nchannel = "#no-such-channel"\n'
+    path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db", syspro_pw="wrong-pw-123",
+                                      extra_routes=routes))
+    assert main(["check", "--config", path]) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert any(line.startswith("SYSPRO") and "log on" in line and "Check the user name" in line for line in failed)
+    assert any("#no-such-channel" in line and "channel_not_found" in line for line in failed)
+    assert "wrong-pw-123" not in out and gp_sim.password not in out
+    assert slack_sim.sim.posted() == []
+
+
+def test_report_and_requeue_on_an_empty_store(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["report", "--db", db]) == 0
+    assert "_nothing yet_" in capsys.readouterr().out
+    assert main(["requeue", "--db", db]) == 0
+    assert "0 failed deliveries put back" in capsys.readouterr().out
