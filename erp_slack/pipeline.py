@@ -110,7 +110,7 @@ def poll_entity(
                 NewDelivery(
                     record_key=rec.key, version=rec.version, channel=decision.channel or "", status=status,
                     fields=rec.fields, cursor=cursor_to_text(kind, rec.cursor), reason=decision.reason,
-                    status_field=entity.status_field,
+                    status_field=entity.status_field, watch=entity.version_fields,
                 )
             )
         for raw, reason in page.problems:

@@ -66,6 +66,7 @@ class NewDelivery:
     cursor: str
     reason: str = ""
     status_field: str | None = None
+    watch: tuple[str, ...] = ()  # fields whose change is news; others never show as "what changed"
     payload: Mapping[str, Any] | None = None
 
 
@@ -222,7 +223,7 @@ class Store:
                 event_kind, changes = "created", None
                 before = prior.get(item.record_key)
                 if before is not None:
-                    changes = _diff(before["fields"], item.fields)
+                    changes = [c for c in _diff(before["fields"], item.fields) if not item.watch or c[0] in item.watch]
                     sf = item.status_field
                     event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
                 prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields})

@@ -88,8 +88,8 @@ def run_source(
     entities: Sequence[str] | None,
     routes: Sequence[Rule],
     dry_run: bool,
-    since: str | None,
-    until: str | None,
+    since: str | int | None,
+    until: str | int | None,
 ) -> RunSummary:
     """One poll cycle of one source, start to finish."""
     logger = get_run_logger()
@@ -120,7 +120,8 @@ def run_source(
                     result.watermark_before, result.watermark_after,
                 )
     except SourceAuthFailed as exc:
-        store.audit("auth_failed", source=source, company=company, message=str(exc), flow_run_id=run_id)
+        # The client already audited the refusal itself; this row says what the run did about it.
+        store.audit("cycle_skipped", source=source, company=company, message=str(exc), flow_run_id=run_id)
         raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=str(exc),
                     advice="Check the user name and password in the credentials block, then wait for the next run.",
                     flow_run_id=run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date, timedelta
 
@@ -158,3 +159,15 @@ def test_requeue_puts_failed_rows_back(store: Store):
     assert store.counts() == {"failed": 1}
     assert store.requeue(status="failed") == 1
     assert store.counts() == {"pending": 1}
+
+
+def test_what_changed_lists_only_watched_fields(store: Store):
+    def item(version: str, **fields) -> NewDelivery:
+        return NewDelivery(record_key="A", version=version, channel="#ap", status="pending", fields=fields,
+                           cursor="1", status_field="status", watch=("status", "amount"))
+
+    _enqueue(store, [item("v1", status="Open", amount="1", modified="2026-01-01", batch="B1")])
+    _enqueue(store, [item("v2", status="Released", amount="1", modified="2026-01-02", batch="B2")])
+    row = store.deliveries(version="v2")[0]
+    assert row["event"] == "status_change"
+    assert json.loads(row["changes"]) == [["status", "Open", "Released"]]

@@ -1,0 +1,187 @@
+"""One-machine production for real: a Prefect server, `erp-slack up`, prefect.yaml, a process worker.
+
+Slow (a server and a worker start, and every flow run is a subprocess), so it is marked; CI runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+from typing import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from simulators._http import serve_on_loopback
+from simulators.gp import GpSimulator
+from simulators.slack import SlackSimulator
+from simulators.syspro import SysproSimulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.prefect]
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(api: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {proc.returncode}")
+        try:
+            if httpx.get(api + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("prefect server did not become healthy")
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_WORKER_PREFETCH_SECONDS="2",
+        PREFECT_SERVER_ENCRYPTION_KEY="ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    )
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(api, proc)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _flow_runs(api: str) -> list[dict]:
+    r = httpx.post(api + "/flow_runs/filter", json={"limit": 50}, timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def _deployment_run(env: dict[str, str], name: str, *params: str) -> str:
+    argv = [str(BIN / "prefect"), "deployment", "run", name]
+    for p in params:
+        argv += ["--param", p]
+    out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in out.stdout.splitlines():
+        if "UUID:" in line:
+            return line.split("UUID:")[1].strip()
+    raise AssertionError(f"no flow run id in: {out.stdout}")
+
+
+def _wait_done(api: str, run_id: str, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    state = "?"
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(1)
+    return state
+
+
+def test_prefect_yaml_deploys_and_a_process_worker_runs_every_flow(prefect_server, tmp_path):
+    env = prefect_server
+    api = env["PREFECT_API_URL"]
+    syspro, gp, slack = SysproSimulator(), GpSimulator(), SlackSimulator(time_scale=20)
+    db = tmp_path / "audit.db"
+    with serve_on_loopback(syspro) as s, serve_on_loopback(gp) as g, serve_on_loopback(slack) as k:
+        cfg = tmp_path / "erp-slack.toml"
+        cfg.write_text(f"""
+[syspro]
+base_url = "{s.url}"
+operator = "ENET01"
+operator_password = "secret"
+company_id = "EDU1"
+interval_minutes = 10
+
+[dynamics_gp]
+base_url = "{g.url}/GPService"
+company = "Fabrikam, Inc."
+username = '{gp.username}'
+password = "{gp.password}"
+
+[dynamics_gp.schedule]
+at = 07:30:00
+timezone = "Europe/Berlin"
+
+[slack]
+token = "{slack.token}"
+base_url = "{k.url}/api/"
+ops_channel = "#finance-alerts"
+time_scale = 20
+
+[audit]
+url = "sqlite:///{db}"
+""")
+        up = subprocess.run([str(BIN / "erp-slack"), "up", "--config", str(cfg), "--no-worker", "--project-dir", str(ROOT)],
+                            env=env, capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "Deployed everything in prefect.yaml" in up.stdout
+        assert "secret" not in up.stdout + up.stderr and gp.password not in up.stdout + up.stderr
+
+        deps = httpx.post(api + "/deployments/filter", json={}, timeout=10).json()
+        names = {(d["name"], d["entrypoint"]) for d in deps}
+        assert ("every-5-minutes", "flows.syspro.syspro_to_slack") in names and ("daily", "flows.gp.gp_to_slack") in names
+        by_name = {f"{d['entrypoint']}:{d['name']}": d for d in deps}
+        sched = by_name["flows.syspro.syspro_to_slack:every-5-minutes"]["schedules"][0]["schedule"]
+        assert sched["interval"] == 600.0  # the file's interval_minutes, not prefect.yaml's default
+        gp_sched = by_name["flows.gp.gp_to_slack:daily"]["schedules"][0]["schedule"]
+        # 07:30 in Berlin, stored as an aware instant (a naive anchor would have meant 07:30 UTC).
+        anchor = datetime.fromisoformat(gp_sched["anchor_date"].replace("Z", "+00:00"))
+        assert gp_sched["timezone"] == "Europe/Berlin"
+        assert anchor == datetime(2026, 1, 5, 7, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+
+        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "erp-slack"], env=env, cwd=ROOT,
+                                  stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            syspro_run = _deployment_run(env, "syspro-to-slack/every-5-minutes")
+            gp_run = _deployment_run(env, "gp-to-slack/daily")
+            assert _wait_done(api, syspro_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            assert _wait_done(api, gp_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            posted = len(slack.posted())
+            assert posted > 0
+
+            # A dry-run backfill over all history: posts nothing, records dry-run rows.
+            backfill = _deployment_run(env, "syspro-to-slack/backfill", "since=0", "dry_run=true")
+            assert _wait_done(api, backfill) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            assert len(slack.posted()) == posted
+            with create_engine(f"sqlite:///{db}").connect() as conn:
+                dry = conn.execute(text("SELECT COUNT(*) FROM deliveries WHERE status = 'dry-run'")).scalar()
+                sent = conn.execute(text("SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND source = 'syspro'")).scalar()
+            assert dry > 0 and dry == sent  # every document the live run posted, recorded as would-be
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
