@@ -109,6 +109,13 @@ def run_source(
         store.audit(kind, source=source, company=company, details=dict(details), flow_run_id=run_id)
         logger.info("%s: %s", kind, details.get("message") or "")
 
+    def alert(problem: str, advice: str) -> None:
+        try:
+            raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=problem,
+                        advice=advice, flow_run_id=run_id)
+        except Exception:  # the audit store itself may be what failed; the run still fails loudly
+            logger.exception("could not record the alert")
+
     try:
         with creds.get_client(audit=audit_hook) as client:
             for entity in selected:
@@ -119,28 +126,26 @@ def run_source(
                     entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.bad,
                     result.watermark_before, result.watermark_after,
                 )
+        if not dry_run:
+            report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id, slack.pacer())
+            summary.delivered_records, summary.messages = report.records, report.messages
+            summary.rate_limited = report.rate_limited
+            summary.failed = sum(s.failed for s in report.lanes.values())
+            summary.dead = sum(s.dead for s in report.lanes.values())
+            summary.halted = report.halted
+            if report.halted:
+                logger.warning("Delivery halted: %s (rows stay pending)", report.halted)
     except SourceAuthFailed as exc:
         # The client already audited the refusal itself; this row says what the run did about it.
         store.audit("cycle_skipped", source=source, company=company, message=str(exc), flow_run_id=run_id)
-        raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=str(exc),
-                    advice="Check the user name and password in the credentials block, then wait for the next run.",
-                    flow_run_id=run_id)
+        alert(str(exc), "Check the user name and password in the credentials block, then wait for the next run.")
         raise
     except SourceUnavailable as exc:
-        raise_alert(store, gateway, slack.ops_channel, source=source, company=company, problem=str(exc),
-                    advice="Check that the ERP's web service is running and reachable from the worker.",
-                    flow_run_id=run_id)
+        alert(str(exc), "Check that the ERP's web service is running and reachable from the worker.")
         raise
-
-    if not dry_run:
-        report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id, slack.pacer())
-        summary.delivered_records, summary.messages = report.records, report.messages
-        summary.rate_limited = report.rate_limited
-        summary.failed = sum(s.failed for s in report.lanes.values())
-        summary.dead = sum(s.dead for s in report.lanes.values())
-        summary.halted = report.halted
-        if report.halted:
-            logger.warning("Delivery halted: %s (rows stay pending)", report.halted)
+    except Exception as exc:
+        alert(f"The run failed: {type(exc).__name__}: {exc}", "See this flow run's logs in the Prefect UI.")
+        raise
     summary.pending_left = store.counts().get("pending", 0)
     clear_alert(store, gateway, slack.ops_channel, source=source, company=company, flow_run_id=run_id)
     create_markdown_artifact(
