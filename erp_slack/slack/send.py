@@ -411,8 +411,11 @@ class Drainer:
                     self._give_back(lane, "drain time budget used up")
                 else:
                     again = self._step(lane)
-            except Exception as exc:  # unexpected: stop this lane, keep its rows, tell the operator
-                self._give_back(lane, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # unexpected: stop this lane and tell the operator
+                # The held rows stay claimed ("sending"): the failure may have come after Slack
+                # stored the post (say, recording its ts failed), so only reconciliation after
+                # the lease may decide whether to send them again.
+                lane.held = None
                 self._audit("drain_error", channel=lane.channel, message=f"{type(exc).__name__}: {exc}")
             finally:
                 self._done(lane, again)
