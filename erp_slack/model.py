@@ -264,6 +264,14 @@ def _parse_decimal(value: Any) -> Decimal:
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]00:00:00(?:\.0+)?(?:Z|[+-]00:?00)?)?$")
 
 
+class _Placeholder(ValueError):
+    """A value ERPs store to mean "no date": an optional field reads it as empty."""
+
+
+# 1900-01-01 is GP's (and SQL Server's) empty date; 9999-12-31 a "never" placeholder.
+_PLACEHOLDER_DATES = frozenset({date(1900, 1, 1), date(9999, 12, 31)})
+
+
 def _parse_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -277,8 +285,9 @@ def _parse_date(value: Any) -> date:
         d = date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         raise ValueError(f"invalid date: {text[:40]!r}") from None
+    if d in _PLACEHOLDER_DATES:
+        raise _Placeholder(text)
     if not (1900 < d.year < 9999):
-        # 1900-01-01 is GP's "empty date"; 9999 is a placeholder. Neither is a real date.
         raise ValueError(f"date out of range: {text}")
     return d
 
@@ -386,6 +395,11 @@ def normalise(entity: Entity, company: str, row: Mapping[str, Any]) -> Record:
         kind = entity.types.get(name, "str")
         try:
             values[name] = _PARSERS[kind](raw)
+        except _Placeholder as exc:
+            if name in entity.required or col == entity.cursor.column:
+                raise BadRecord(entity.name, key, f"{name} ({col}): placeholder date {exc}") from None
+            values[name] = None
+            continue
         except ValueError as exc:
             raise BadRecord(entity.name, key, f"{name} ({col}): {exc}") from None
         if kind == "str" and name in entity.labels:

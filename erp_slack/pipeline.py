@@ -9,6 +9,8 @@ streams, reference/peers.md §3.2).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -152,6 +154,11 @@ def _quarantine(entity: Entity, company: str, key: str | None, reason: str, raw:
         excerpt = {str(k)[:60]: (str(v)[:_EXCERPT] if v is not None else None) for k, v in list(raw.items())[:40]}
     else:
         excerpt = str(raw)[:_EXCERPT] if raw is not None else None
+    if key is None:
+        # No usable key: name the row by a fingerprint of its content, so the same broken row
+        # re-read by the next poll is recognised (and reported once) all the same.
+        blob = json.dumps(excerpt, sort_keys=True, default=str)
+        key = "#row-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
     return {
         "kind": "bad_record", "source": entity.source, "company": company, "entity": entity.name,
         "record_key": key, "message": reason, "details": {"row": excerpt, "url": url}, "dedupe": True,

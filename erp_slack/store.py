@@ -315,12 +315,11 @@ class Store:
             seen = conn.execute(
                 select(audit_events.c.id).where(
                     audit_events.c.kind == kind, audit_events.c.source == source, audit_events.c.company == company,
-                    audit_events.c.entity == entity, audit_events.c.record_key == record_key
-                    if record_key is not None else audit_events.c.record_key.is_(None),
+                    audit_events.c.entity == entity, audit_events.c.record_key == record_key,
                     audit_events.c.message == message,
                 ).limit(1)
             ).first()
-            if seen is not None and record_key is not None:
+            if seen is not None:
                 return
         conn.execute(
             insert(audit_events).values(

@@ -171,3 +171,17 @@ def test_what_changed_lists_only_watched_fields(store: Store):
     row = store.deliveries(version="v2")[0]
     assert row["event"] == "status_change"
     assert json.loads(row["changes"]) == [["status", "Open", "Released"]]
+
+
+def test_keyless_bad_rows_are_reported_once_by_fingerprint():
+    from erp_slack.model import Cursor, Entity
+    from erp_slack.pipeline import _quarantine
+
+    entity = Entity(source="syspro", name="ap_invoice", title="t", table="ApInvoice", key=("K",),
+                    cursor=Cursor("T", "rowversion"), fields={"k": "K", "t": "T"}, types={"t": "int"},
+                    template="supplier_invoice")
+    a = _quarantine(entity, "EDU1", None, "undecodable row", {"Invoice": "X\x0b"}, "url-1")
+    b = _quarantine(entity, "EDU1", None, "undecodable row", {"Invoice": "X\x0b"}, "url-2")
+    c = _quarantine(entity, "EDU1", None, "undecodable row", {"Invoice": "Y"}, "url-1")
+    assert a["record_key"] == b["record_key"] != c["record_key"]
+    assert a["record_key"].startswith("#row-")

@@ -140,11 +140,16 @@ def _fmt(value: Any, kind: str, currency: str) -> str:
     return str(value)
 
 
+# A headline that names a party falls back to its code when the name is unknown.
+_FALLBACK = {"supplier_name": "supplier", "vendor_name": "vendor"}
+
+
 class _Fields(dict):
-    """Format-string lookup: missing fields show as '?' instead of raising."""
+    """Format-string lookup: a missing field shows its fallback, else '?', instead of raising."""
 
     def __missing__(self, key: str) -> str:
-        return "?"
+        fallback = _FALLBACK.get(key)
+        return self[fallback] if fallback and fallback in self else "?"
 
 
 def _fill(fmt: str, notice: Notice, template: Template, entity: Entity | None) -> str:
