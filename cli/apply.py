@@ -50,8 +50,10 @@ def flow_parameters(cfg: AppConfig, source: str) -> dict[str, Any]:
     section = cfg.syspro if source == "syspro" else cfg.dynamics_gp
     routes = [r.model_dump(mode="json", exclude_defaults=True) for r in (cfg.routes or DEFAULT_ROUTES)]
     params: dict[str, Any] = {"routes": routes}
-    if section is not None and section.entities:
-        params["entities"] = list(section.entities)
+    if section is not None:
+        params["first_run"] = section.first_run
+        if section.entities:
+            params["entities"] = list(section.entities)
     return params
 
 
@@ -118,6 +120,7 @@ def run_flow(
     routes = [Rule.model_validate(r) for r in params["routes"]]
     chosen = list(entities) if entities else params.get("entities")
     common = dict(entities=chosen, routes=routes, dry_run=dry_run, since=since, until=until,
+                  first_run=params.get("first_run", "baseline"),
                   slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
     if source == "syspro":
         if cfg.syspro is None:

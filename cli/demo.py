@@ -41,9 +41,9 @@ def demo_config(sims: dict[str, Any], audit_url: str, time_scale: float) -> Any:
     gp = sims["gp"]
     return parse_config({
         "syspro": {"transport": "enet", "base_url": sims["syspro_url"], "operator": "ENET01",
-                   "operator_password": "secret", "company_id": "EDU1"},
+                   "operator_password": "secret", "company_id": "EDU1", "first_run": "post"},
         "dynamics_gp": {"base_url": sims["gp_url"], "tenant": gp.tenant, "company": "Fabrikam, Inc.",
-                        "username": gp.username, "password": gp.password},
+                        "username": gp.username, "password": gp.password, "first_run": "post"},
         "slack": {"token": sims["slack"].token, "base_url": sims["slack_url"], "ops_channel": "#finance-alerts",
                   "time_scale": time_scale},
         "audit": {"url": audit_url},

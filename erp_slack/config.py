@@ -71,6 +71,7 @@ class SysproConfig(_Model):
     timeout: float = Field(default=30.0, gt=0)
     page_size: int = Field(default=500, ge=1, le=5000)
     entities: list[str] | None = None
+    first_run: Literal["baseline", "post"] = "baseline"
     interval_minutes: int = Field(default=5, ge=5, le=15)
 
     @field_validator("base_url")
@@ -117,6 +118,7 @@ class GpConfig(_Model):
     timeout: float = Field(default=30.0, gt=0)
     include_unposted: bool = False
     entities: list[str] | None = None
+    first_run: Literal["baseline", "post"] = "baseline"
     schedule: ScheduleConfig = ScheduleConfig()
 
     @field_validator("base_url")

@@ -20,7 +20,10 @@ from erp_slack.routing import Rule, route
 from erp_slack.sources.base import SourceClient
 from erp_slack.store import NewDelivery, Store
 
-__all__ = ["PollResult", "poll_entity", "Window"]
+__all__ = ["PollResult", "poll_entity", "Window", "FIRST_RUN"]
+
+# What the first poll of an entity does with documents already in the ERP.
+FIRST_RUN = ("post", "baseline")
 
 _EXCERPT = 200  # characters kept of each raw value in a quarantine row
 
@@ -72,9 +75,15 @@ def poll_entity(
     *,
     window: Window = Window(),
     dry_run: bool = False,
+    first_run: str = "post",
     flow_run_id: str | None = None,
 ) -> PollResult:
-    """Read what changed in ``entity`` since its watermark (or in ``window``) into the outbox."""
+    """Read what changed in ``entity`` since its watermark (or in ``window``) into the outbox.
+
+    ``first_run="baseline"`` makes the very first poll of an entity (no watermark yet) record
+    what the ERP already holds as ``filtered`` ("baseline") instead of posting years of history;
+    later changes to those documents still post as updates.
+    """
     company = client.company
     res = PollResult(entity.source, company, entity.name, dry_run=dry_run)
     kind = entity.cursor.kind
@@ -86,6 +95,7 @@ def poll_entity(
         upper = parse_cursor(kind, window.until) if window.until is not None else None
     else:
         lower, upper = lower_bound(entity.cursor, stored_value), None
+    baseline = first_run == "baseline" and stored is None and not window.is_backfill
     res.since = cursor_to_text(kind, lower) if lower is not None else None
     res.until = cursor_to_text(kind, upper) if upper is not None else None
     high: CursorValue | None = None
@@ -108,10 +118,13 @@ def poll_entity(
             high = rec.cursor if high is None or rec.cursor > high else high
             decision = route(rec, entity, rules)
             status = "filtered" if decision.channel is None else ("dry-run" if dry_run else "pending")
+            reason = decision.reason
+            if baseline and status == "pending":
+                status, reason = "filtered", f"baseline: in the ERP before the first run ({decision.reason})"
             items.append(
                 NewDelivery(
                     record_key=rec.key, version=rec.version, channel=decision.channel or "", status=status,
-                    fields=rec.fields, cursor=cursor_to_text(kind, rec.cursor), reason=decision.reason,
+                    fields=rec.fields, cursor=cursor_to_text(kind, rec.cursor), reason=reason,
                     status_field=entity.status_field, watch=entity.version_fields,
                 )
             )

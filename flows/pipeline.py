@@ -90,6 +90,7 @@ def run_source(
     dry_run: bool,
     since: str | int | None,
     until: str | int | None,
+    first_run: str = "baseline",
 ) -> RunSummary:
     """One poll cycle of one source, start to finish."""
     logger = get_run_logger()
@@ -119,7 +120,7 @@ def run_source(
     try:
         with creds.get_client(audit=audit_hook) as client:
             for entity in selected:
-                result = extract_entity(client, entity, store, rules, window, dry_run, run_id)
+                result = extract_entity(client, entity, store, rules, window, dry_run, first_run, run_id)
                 summary.polls.append(result)
                 logger.info(
                     "%s: %d rows seen, %d new, %d updated, %d filtered, %d quarantined; watermark %s → %s",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 
@@ -18,6 +18,7 @@ def syspro_to_slack(
     dry_run: bool = False,
     since: str | int | None = None,
     until: str | int | None = None,
+    first_run: Literal["baseline", "post"] = "baseline",
     syspro_block: str = "syspro",
     slack_block: str = "slack",
     audit_block: str = "audit",
@@ -31,6 +32,8 @@ def syspro_to_slack(
         dry_run: Record what would be posted (status ``dry-run``) and post nothing.
         since: Backfill: re-read from this cursor value (a date, timestamp or rowversion).
         until: Backfill: stop before this cursor value. A backfill never moves the live watermark.
+        first_run: What the very first run does with documents already in the ERP: ``baseline``
+            records them without posting (later changes still post), ``post`` posts them all.
         syspro_block: Name of the SYSPRO Credentials block.
         slack_block: Name of the ERP Slack Bot block.
         audit_block: Name of the ERP Slack Audit Database block.
@@ -39,5 +42,6 @@ def syspro_to_slack(
     summary = run_source(
         "syspro", creds, slack_block=slack_block, audit_block=audit_block, entities=entities,
         routes=routes or list(DEFAULT_ROUTES), dry_run=dry_run, since=since, until=until,
+        first_run=first_run,
     )
     return summary.as_dict()

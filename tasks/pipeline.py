@@ -35,10 +35,11 @@ def _retry_unless_auth(task: Task, task_run: TaskRun, state: State) -> bool:
 )
 def extract_entity(
     client: SourceClient, entity: Entity, store: Store, rules: Sequence[Rule], window: Window, dry_run: bool,
-    flow_run_id: str | None,
+    first_run: str, flow_run_id: str | None,
 ) -> PollResult:
     """Poll one entity into the outbox (the watermark moves only on success)."""
-    return poll_entity(client, entity, store, rules, window=window, dry_run=dry_run, flow_run_id=flow_run_id)
+    return poll_entity(client, entity, store, rules, window=window, dry_run=dry_run, first_run=first_run,
+                       flow_run_id=flow_run_id)
 
 
 @task(retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE, task_run_name="deliver to Slack")

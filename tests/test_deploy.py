@@ -122,12 +122,14 @@ operator = "ENET01"
 operator_password = "secret"
 company_id = "EDU1"
 interval_minutes = 10
+first_run = "post"
 
 [dynamics_gp]
 base_url = "{g.url}/GPService"
 company = "Fabrikam, Inc."
 username = '{gp.username}'
 password = "{gp.password}"
+first_run = "post"
 
 [dynamics_gp.schedule]
 at = 07:30:00

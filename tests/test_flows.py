@@ -22,7 +22,8 @@ def test_syspro_flow_posts_seeded_documents_once(prefect_harness, block_names, s
     _slack_block(slack_sim, block_names["slack"])
     db = f"sqlite:///{tmp_path / 'audit.db'}"
     AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
-    names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+    names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"],
+                 first_run="post")
 
     first = syspro_to_slack(**names)
     posted = slack_sim.sim.posted()
@@ -44,7 +45,8 @@ def test_gp_flow_posts_and_a_wrong_password_alerts_once(prefect_harness, block_n
     creds.save(block_names["gp"], overwrite=True)
     _slack_block(slack_sim, block_names["slack"])
     AuditDatabase(url=f"sqlite:///{tmp_path / 'audit.db'}").save(block_names["audit"], overwrite=True)
-    names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+    names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"],
+                 first_run="post")
 
     from erp_slack.errors import SourceAuthFailed
 
@@ -61,3 +63,27 @@ def test_gp_flow_posts_and_a_wrong_password_alerts_once(prefect_harness, block_n
     assert result["delivered_records"] > 0
     alerts = slack_sim.sim.posted("#finance-alerts")
     assert len(alerts) == 2 and "working again" in alerts[1]["text"]
+
+
+def test_first_run_baseline_records_history_without_posting_then_posts_changes(
+    prefect_harness, block_names, syspro_sim, slack_sim, tmp_path
+):
+    from flows.syspro import syspro_to_slack
+    from erp_slack.store import Store
+
+    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
+                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+
+    first = syspro_to_slack(**names)  # first_run defaults to "baseline"
+    assert first["delivered_records"] == 0 and slack_sim.sim.posted() == []
+    baseline = [r for r in Store(db).deliveries() if r["reason"] and r["reason"].startswith("baseline")]
+    assert baseline and all(r["status"] == "filtered" for r in baseline)
+
+    syspro_sim.sim.insert_invoice(invoice="BASE-NEW-1", amount="321.00")
+    second = syspro_to_slack(**names)
+    assert second["delivered_records"] >= 1
+    assert any("BASE-NEW-1" in (m["text"] or "") for m in slack_sim.sim.posted())
