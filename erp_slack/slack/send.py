@@ -20,7 +20,7 @@ import time
 import urllib.error
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from slack_sdk import WebClient
@@ -85,6 +85,10 @@ class TokenBucket:
 # --- the Slack gateway --------------------------------------------------------------------
 
 _AMBIGUOUS_CODES = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+# Reconciliation reads history back to the claim time minus this (our clock vs Slack's), and at
+# most this many pages of 200 messages.
+_CLOCK_MARGIN = timedelta(minutes=10)
+_HISTORY_PAGES = 100
 
 
 @dataclass(frozen=True)
@@ -158,14 +162,19 @@ class SlackGateway:
                 raise SlackRejected("channel_not_found", method="conversations.list")
             return self._ids[name]
 
-    def find_batch(self, channel_id: str, batch_uid: str, *, oldest: float | None = None) -> str | None:
-        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it (§1.5)."""
+    def find_batch(self, channel_id: str, batch_uid: str, *, since: datetime | None = None) -> str | None:
+        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it (§1.5).
+
+        ``since`` bounds the search (a post cannot be older than its claim). "Not found" is only
+        answered after reading every message since then; a history too long to read raises
+        DeliveryAmbiguous, so the caller keeps the claim instead of posting a second time.
+        """
+        oldest = f"{(since - _CLOCK_MARGIN).timestamp():.6f}" if since is not None else None
         cursor = None
-        for _ in range(20):  # bounded: a batch is looked for near its claim time only
+        for _ in range(_HISTORY_PAGES):
             data = self._call(
                 lambda: self._reader.conversations_history(
-                    channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor,
-                    oldest=f"{oldest:.6f}" if oldest else None,
+                    channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor, oldest=oldest,
                 ),
                 "conversations.history",
             )
@@ -176,7 +185,7 @@ class SlackGateway:
             cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
-        return None
+        raise DeliveryAmbiguous("channel history too long to search", method="conversations.history")
 
     def permalink(self, channel_id: str, ts: str) -> str | None:
         """The message's permalink, built the way Slack builds it (saves a call per message)."""
@@ -561,7 +570,8 @@ class Drainer:
     def _reconcile_lane(self, lane: _Lane, rows: Sequence[Delivery], batch_uid: str, why: str, started: float, age: timedelta) -> float | None:
         """After an ambiguous post: was it stored? If so record it; if not, retry the same batch."""
         try:
-            ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, oldest=None)
+            since = min((d.claimed_at for d in rows if d.claimed_at), default=None)
+            ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, since=since)
         except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
             # Cannot tell: keep the batch claimed; the lease makes a later drain reconcile it.
             self._audit("reconcile_deferred", channel=lane.channel, message=f"{why}; history unavailable: {exc}")
@@ -579,14 +589,15 @@ class Drainer:
     def _reconcile_stale(self) -> int:
         """Batches left ``sending`` by a crashed or stuck drainer: posted or not?"""
         found = 0
-        for batch_uid, rows in self.store.stale_batches(older_than=self.settings.lease).items():
+        for batch_uid, stale in self.store.stale_batches(older_than=self.settings.lease).items():
+            claimed = min((d.claimed_at for d in stale if d.claimed_at), default=None)
             rows = self.store.take_stale(batch_uid, worker=self.worker, older_than=self.settings.lease)
             if not rows:
                 continue  # another drainer took it
             channel = rows[0].channel
             try:
                 channel_id = self.gateway.resolve(channel)
-                ts = self.gateway.find_batch(channel_id, batch_uid)
+                ts = self.gateway.find_batch(channel_id, batch_uid, since=claimed)
             except SlackRejected as exc:
                 # The channel is gone or the token is bad: nothing can have been posted there.
                 self.store.finish([d.id for d in rows], status="failed", error=exc.code)
