@@ -124,9 +124,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_requeue(args: argparse.Namespace) -> int:
     store = _store(args)
-    n = store.requeue(status=args.status, channel=args.channel)
-    store.audit("requeued", channel=args.channel, message=f"{n} {args.status} deliveries put back to pending")
-    print(f"{n} {args.status} deliveries put back to pending; the next run delivers them.")
+    n = store.requeue(status=args.status, channel=args.channel, to=args.to)
+    moved = f" and moved to {args.to}" if args.to else ""
+    store.audit("requeued", channel=args.to or args.channel,
+                message=f"{n} {args.status} deliveries put back to pending{moved}")
+    print(f"{n} {args.status} deliveries put back to pending{moved}; the next run delivers them.")
     return 0
 
 
@@ -228,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--csv", help="write CSV here instead of printing Markdown")
         else:
             s.add_argument("--status", choices=["failed", "dead"], default="failed")
-            s.add_argument("--channel")
+            s.add_argument("--channel", help="only rows routed to this channel")
+            s.add_argument("--to", help="send them to this channel instead (after fixing a wrong route)")
         s.set_defaults(fn=fn)
 
     m = sub.add_parser("simulators", help="run the SYSPRO, GP and Slack simulators until Ctrl-C")

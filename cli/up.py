@@ -107,9 +107,16 @@ def up(args: argparse.Namespace) -> int:
     print("Deployed everything in prefect.yaml")
     if cfg is not None:
         from cli.apply import update_deployments
+        from flows.pipeline import source_lock_name
 
         for line in update_deployments(cfg):
             print(line)
+        for source, company in (("syspro", cfg.syspro and cfg.syspro.company_id),
+                                ("gp", cfg.dynamics_gp and cfg.dynamics_gp.company)):
+            if company:
+                _run("global-concurrency-limit", "create", source_lock_name(source, company), "--limit", "1",
+                     ok_if="already exists")
+        print("Runs of one source never overlap (scheduled runs and backfills share one slot)")
         if args.shared_rate_limits:
             from erp_slack.routing import DEFAULT_ROUTES
 

@@ -14,6 +14,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -134,13 +135,31 @@ class Entity:
                 return name
         raise KeyError(f"{self.name}: no field maps column {column!r}")
 
-    @property
+    # Both are asked for once per row by ``normalise`` and the pipeline; an Entity never
+    # changes, so each is worked out once (cached in the instance dict; a frozen dataclass
+    # allows that because ``cached_property`` does not go through ``__setattr__``).
+
+    @cached_property
     def version_fields(self) -> tuple[str, ...]:
         """Fields whose values make up the version hash."""
         if self.watch is not None:
             return self.watch
         cursor_field = self.field_for(self.cursor.column)
         return tuple(f for f in self.fields if f != cursor_field)
+
+    @cached_property
+    def _cursor_field(self) -> str:
+        return self.field_for(self.cursor.column)
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[str, str, str, bool, bool, Any], ...]:
+        # Per field: (name, column, type, required?, labelled?, labels): what ``normalise`` looks
+        # up for every field of every row, resolved once.
+        return tuple(
+            (name, col, self.types.get(name, "str"), name in self.required, name in self.labels,
+             self.labels.get(name))
+            for name, col in self.fields.items()
+        )
 
 
 def check_entities(entities: tuple[Entity, ...], templates: Mapping[str, Any]) -> None:
@@ -226,6 +245,11 @@ def clean_text(value: Any) -> str:
 
     Windows-1252 bytes are decoded as such (SYSPRO and GP run on Windows code pages).
     """
+    if type(value) is str and value.isascii() and value.isprintable():
+        # Fast path for the common case (most ERP text): printable ASCII is already NFC and
+        # holds no control, zero-width or bidi character and no CR, so only strip and cap apply.
+        text = value.strip()
+        return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1] + "…"
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
@@ -310,6 +334,12 @@ def _parse_datetime(value: Any) -> datetime:
     return dt
 
 
+# Compiled once: ``re.fullmatch(pattern, …)`` looks the pattern up in re's cache on every call.
+_DECIMAL_INT = re.compile(r"[+-]?\d+")
+_HEX_PREFIXED = re.compile(r"0[xX][0-9a-fA-F]+")
+_HEX_16 = re.compile(r"[0-9a-fA-F]{16}")
+
+
 def _parse_int(value: Any) -> int:
     """Integers, including SQL Server rowversions as hex (``0x…``) or base64 (OData Edm.Binary)."""
     if isinstance(value, bool):
@@ -319,11 +349,11 @@ def _parse_int(value: Any) -> int:
     if isinstance(value, bytes):
         return int.from_bytes(value, "big")
     text = str(value).strip()
-    if re.fullmatch(r"[+-]?\d+", text):
+    if _DECIMAL_INT.fullmatch(text):
         return int(text)
-    if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+    if _HEX_PREFIXED.fullmatch(text):
         return int(text, 16)
-    if re.fullmatch(r"[0-9a-fA-F]{16}", text):
+    if _HEX_16.fullmatch(text):
         return int(text, 16)
     try:
         raw = base64.b64decode(text, validate=True)
@@ -367,9 +397,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# ``json.dumps(..., sort_keys=True)`` builds a new encoder on every call; one shared encoder with
+# the same options gives the same text (so the same hashes as ever) for less work per row.
+_HASH_JSON = json.JSONEncoder(sort_keys=True)
+
+
 def version_hash(values: Mapping[str, Any]) -> str:
     """A short stable hash of field values (order-independent)."""
-    blob = json.dumps({k: _jsonable(v) for k, v in sorted(values.items())}, sort_keys=True)
+    blob = _HASH_JSON.encode({k: _jsonable(v) for k, v in values.items()})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -385,26 +420,28 @@ def normalise(entity: Entity, company: str, row: Mapping[str, Any]) -> Record:
     if len(key) > 200:
         raise BadRecord(entity.name, key[:60] + "…", "key is longer than 200 characters")
     values: dict[str, Any] = {}
-    for name, col in entity.fields.items():
+    # The hot loop of every poll and backfill: the per-field lookups are resolved once per
+    # entity (``Entity._plan``) and ``_empty`` is inlined; what happens to each field is unchanged.
+    for name, col, kind, required, labelled, labels in entity._plan:
         raw = row.get(col)
-        if _empty(raw):
-            if name in entity.required:
+        if raw is None or (isinstance(raw, (str, bytes)) and not raw.strip()):
+            if required:
                 raise BadRecord(entity.name, key, f"{name} ({col}) is missing")
             values[name] = None
             continue
-        kind = entity.types.get(name, "str")
         try:
-            values[name] = _PARSERS[kind](raw)
+            value = _PARSERS[kind](raw)
         except _Placeholder as exc:
-            if name in entity.required or col == entity.cursor.column:
+            if required or col == entity.cursor.column:
                 raise BadRecord(entity.name, key, f"{name} ({col}): placeholder date {exc}") from None
             values[name] = None
             continue
         except ValueError as exc:
             raise BadRecord(entity.name, key, f"{name} ({col}): {exc}") from None
-        if kind == "str" and name in entity.labels:
-            values[name] = entity.labels[name].get(values[name], values[name])
-    cursor_value = values.get(entity.field_for(entity.cursor.column))
+        if kind == "str" and labelled:
+            value = labels.get(value, value)
+        values[name] = value
+    cursor_value = values.get(entity._cursor_field)
     if cursor_value is None:
         raise BadRecord(entity.name, key, f"cursor column {entity.cursor.column} is missing")
     version = version_hash({f: values.get(f) for f in entity.version_fields})

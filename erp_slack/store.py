@@ -43,8 +43,13 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+# One encoder for every row: ``json.dumps`` with these options would build a new one per call
+# (the outbox writes one ``fields`` document per record). Same options, same text.
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False, sort_keys=True)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=True)
+    return _JSON.encode(value)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -427,6 +432,28 @@ class Store:
             ).all()
         return [_delivery(r) for r in rows]
 
+    def still_mine(self, ids: Sequence[int], *, worker: str) -> bool:
+        """Refresh this worker's claim on ``ids``; False if any row is no longer ours to send."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker,
+                       deliveries.c.status == "sending")
+                .values(claimed_at=now, updated_at=now)
+            ).rowcount
+        return n == len(ids)
+
+    def defer_channel(self, channel: str, *, until: datetime) -> None:
+        """Hold every pending row of a channel until ``until`` (Slack asked for a pause)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.channel == channel, deliveries.c.status == "pending",
+                       (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at < until))
+                .values(next_attempt_at=until, updated_at=utcnow())
+            )
+
     def renew(self, ids: Iterable[int]) -> None:
         """Refresh the claim of rows still being worked on (waiting out a 429)."""
         now = utcnow()
@@ -475,13 +502,17 @@ class Store:
                 .values(status=status, last_error=error, claimed_by=None, updated_at=utcnow())
             )
 
-    def requeue(self, *, status: str = "failed", channel: str | None = None) -> int:
-        """Put failed (or dead) rows back to pending, e.g. after a channel or token is fixed."""
+    def requeue(self, *, status: str = "failed", channel: str | None = None, to: str | None = None) -> int:
+        """Put failed (or dead) rows back to pending, e.g. after a channel or token is fixed;
+        ``to`` moves them to another channel (a route that named the wrong one)."""
         q = update(deliveries).where(deliveries.c.status == status, deliveries.c.dry_run.is_(False))
         if channel:
             q = q.where(deliveries.c.channel == channel)
+        values: dict[str, Any] = dict(status="pending", next_attempt_at=None, updated_at=utcnow())
+        if to:
+            values["channel"] = to
         with self.engine.begin() as conn:
-            return conn.execute(q.values(status="pending", next_attempt_at=None, updated_at=utcnow())).rowcount
+            return conn.execute(q.values(**values)).rowcount
 
     # --- reading --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, Sequence
 
 from prefect import get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact
+from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
 from erp_slack.alerts import clear_alert, raise_alert
@@ -24,7 +25,7 @@ from erp_slack.sources.base import SourceClient
 from erp_slack.store import Store
 from tasks import deliver, extract_entity
 
-__all__ = ["SourceBlock", "RunSummary", "run_source", "select_entities"]
+__all__ = ["SourceBlock", "RunSummary", "run_source", "select_entities", "source_lock_name"]
 
 
 class SourceBlock(Protocol):
@@ -74,6 +75,12 @@ def select_entities(available: Sequence[Entity], wanted: Sequence[str] | None) -
     return [e for e in available if e.name in wanted]
 
 
+def source_lock_name(source: str, company: str) -> str:
+    """The global concurrency limit that keeps runs of one source and company apart."""
+    slug = "".join(c if c.isalnum() else "-" for c in company.lower()).strip("-")
+    return f"erp-source-{source}-{slug}"
+
+
 def _flow_run_id() -> str | None:
     rid = runtime.flow_run.id
     return str(rid) if rid else None
@@ -118,7 +125,11 @@ def run_source(
             logger.exception("could not record the alert")
 
     try:
-        with creds.get_client(audit=audit_hook) as client:
+        # One run per source and company at a time across every worker (a scheduled run and a
+        # backfill would evict each other's SYSPRO session: one session per operator). The limit
+        # is created by `erp-slack up`; where it does not exist this is a no-op.
+        with concurrency(source_lock_name(source, company), occupy=1, strict=False), \
+                creds.get_client(audit=audit_hook) as client:
             for entity in selected:
                 result = extract_entity(client, entity, store, rules, window, dry_run, first_run, run_id)
                 summary.polls.append(result)

@@ -150,6 +150,9 @@ url = "sqlite:///{db}"
         assert "Deployed everything in prefect.yaml" in up.stdout
         assert "secret" not in up.stdout + up.stderr and gp.password not in up.stdout + up.stderr
 
+        limits = httpx.post(api + "/v2/concurrency_limits/filter", json={}, timeout=10).json()
+        assert {"erp-source-syspro-edu1", "erp-source-gp-fabrikam--inc"} <= {lim["name"] for lim in limits}
+
         deps = httpx.post(api + "/deployments/filter", json={}, timeout=10).json()
         names = {(d["name"], d["entrypoint"]) for d in deps}
         assert ("every-5-minutes", "flows.syspro.syspro_to_slack") in names and ("daily", "flows.gp.gp_to_slack") in names

@@ -430,9 +430,16 @@ class Drainer:
                 self._done(lane, again)
 
     def _give_back(self, lane: _Lane, why: str) -> None:
-        if lane.held:
+        """Hand the held batch back when the drain's time is up."""
+        if not lane.held:
+            return
+        if lane.reconcile is not None:
+            # It may be in Slack already: keep the claim; after the lease a drain looks first.
+            self._audit("reconcile_deferred", channel=lane.channel, message=f"{lane.reconcile}; {why}")
+        else:
             self.store.release([d.id for d in lane.held], error=why, retry_at=None)
-            lane.held = None
+            self._audit("delivery_deferred", channel=lane.channel, message=why, details={"rows": len(lane.held)})
+        lane.held = None
 
     # --- one lane step --------------------------------------------------------------------
 
@@ -457,6 +464,11 @@ class Drainer:
             why, lane.reconcile = lane.reconcile, None
             age = utcnow() - min(d.created_at for d in rows)
             return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
+        if lane.attempt > 0 and not self.store.still_mine([d.id for d in rows], worker=self.worker):
+            # Our claim lapsed and another drainer took the batch over: it is theirs now.
+            self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})
+            lane.held = None
+            return self.clock.now()
         message = self._render(rows, batch_uid, simplified=lane.simplified)
         self._bucket.take()
         if self.pacer is not None:
@@ -514,6 +526,8 @@ class Drainer:
         scale = self.settings.time_scale
         if isinstance(decision, P.RetryIn):
             lane.stats.retries += 1
+            # A wait longer than the lease lets another drainer take the batch over; the
+            # ownership check before the next post (still_mine) then stops us posting it too.
             self.store.renew(ids)
             return now + decision.seconds / scale
         if isinstance(decision, P.Join):
@@ -540,6 +554,8 @@ class Drainer:
         if isinstance(decision, P.Defer):
             retry_at = utcnow() + timedelta(seconds=decision.seconds)
             self.store.release(ids, error=decision.reason, retry_at=retry_at)
+            # The pause is the channel's, not only this batch's (a long Retry-After, a quota).
+            self.store.defer_channel(lane.channel, until=retry_at)
             self._audit("delivery_deferred", channel=lane.channel, message=decision.reason, details={"rows": len(ids)})
             lane.held = None
             return None

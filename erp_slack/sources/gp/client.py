@@ -35,6 +35,7 @@ import binascii
 import json
 import os
 import time
+from collections.abc import Mapping as _AbcMapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -109,6 +110,10 @@ def _clean_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
+# Exact types of JSON leaves (amounts are parsed as Decimal): never a mapping, never a list.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None), Decimal})
+
+
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten a JSON object into dotted columns: ``{"VendorKey": {"Id": "A"}}`` → ``{"VendorKey.Id": "A"}``.
 
@@ -117,7 +122,12 @@ def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def walk(value: Any, path: str) -> None:
-        if isinstance(value, Mapping):
+        # A backfill hot spot (about 30 calls per GP row): JSON scalars are settled by their
+        # exact type first, and the mapping test uses collections.abc.Mapping directly rather
+        # than typing.Mapping's slower __instancecheck__. The outcome for every value is unchanged.
+        if type(value) in _JSON_SCALARS:
+            out[path] = value
+        elif isinstance(value, _AbcMapping):
             if not value and path:
                 out[path] = None
             for k, v in value.items():
