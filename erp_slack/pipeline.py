@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from erp_slack.errors import BadRecord
@@ -26,6 +27,10 @@ __all__ = ["PollResult", "poll_entity", "Window", "FIRST_RUN"]
 FIRST_RUN = ("post", "baseline")
 
 _EXCERPT = 200  # characters kept of each raw value in a quarantine row
+# The watermark of an entity polled while it was still empty: below every real cursor value.
+_EPOCH: dict[str, CursorValue] = {
+    "rowversion": 0, "timestamp": datetime(1970, 1, 1, tzinfo=timezone.utc), "date": date(1970, 1, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,10 @@ def poll_entity(
         upper = parse_cursor(kind, window.until) if window.until is not None else None
     else:
         lower, upper = lower_bound(entity.cursor, stored_value), None
-    baseline = first_run == "baseline" and stored is None and not window.is_backfill
+    # First poll: no watermark yet, or one of another kind (the transport changed, reference
+    # syspro.md §5.5), which reads from the beginning again.
+    first = stored_value is None and not window.is_backfill
+    baseline = first_run == "baseline" and first
     res.since = cursor_to_text(kind, lower) if lower is not None else None
     res.until = cursor_to_text(kind, upper) if upper is not None else None
     high: CursorValue | None = None
@@ -148,6 +156,10 @@ def poll_entity(
 
     # Close the poll: move the watermark (live runs only), then record the poll.
     advance = None if (window.is_backfill or dry_run) else high
+    if advance is None and first and not dry_run:
+        # Nothing there yet: remember that this entity has been polled, so documents that
+        # appear later are news, not a first-run baseline.
+        advance = _EPOCH[kind]
     res.watermark_after = res.watermark_before
     if advance is not None:
         res.watermark_after = store.advance_watermark(

@@ -71,6 +71,7 @@ deliveries = Table(
     Column("slack_ts", String(32)),
     Column("permalink", Text),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("first_attempt_at", DateTime(timezone=True)),  # migration 0002
     Column("last_error", Text),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("claimed_by", String(64)),

@@ -94,6 +94,7 @@ class Delivery:
     created_at: datetime
     batch_uid: str | None = None
     claimed_at: datetime | None = None
+    first_attempt_at: datetime | None = None
 
 
 @dataclass
@@ -229,6 +230,10 @@ class Store:
                 before = prior.get(item.record_key)
                 if before is not None:
                     changes = [c for c in _diff(before["fields"], item.fields) if not item.watch or c[0] in item.watch]
+                    if not changes:
+                        # A new hash but no watched field differs (a rehash, say): not news.
+                        result.duplicates += 1
+                        continue
                     sf = item.status_field
                     event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
                 prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields})
@@ -432,18 +437,6 @@ class Store:
             ).all()
         return [_delivery(r) for r in rows]
 
-    def still_mine(self, ids: Sequence[int], *, worker: str) -> bool:
-        """Refresh this worker's claim on ``ids``; False if any row is no longer ours to send."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            n = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker,
-                       deliveries.c.status == "sending")
-                .values(claimed_at=now, updated_at=now)
-            ).rowcount
-        return n == len(ids)
-
     def defer_channel(self, channel: str, *, until: datetime) -> None:
         """Hold every pending row of a channel until ``until`` (Slack asked for a pause)."""
         with self.engine.begin() as conn:
@@ -454,15 +447,15 @@ class Store:
                 .values(next_attempt_at=until, updated_at=utcnow())
             )
 
-    def renew(self, ids: Iterable[int]) -> None:
-        """Refresh the claim of rows still being worked on (waiting out a 429)."""
+    def renew(self, ids: Iterable[int], *, worker: str) -> None:
+        """Refresh this worker's claim on rows it is still working on (waiting out a 429)."""
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(claimed_at=now, updated_at=now))
+            conn.execute(_mine(update(deliveries), list(ids), worker).values(claimed_at=now, updated_at=now))
 
     def mark_sent(
-        self, ids: Sequence[int], *, channel_id: str, ts: str, permalink: str | None, payload: Mapping[str, Any] | None,
-        batch_uid: str | None = None,
+        self, ids: Sequence[int], *, worker: str, channel_id: str, ts: str, permalink: str | None,
+        payload: Mapping[str, Any] | None, batch_uid: str | None = None,
     ) -> None:
         """Record a successful post: the Slack ts and permalink go on every row it carried."""
         now = utcnow()
@@ -472,34 +465,44 @@ class Store:
         )
         if batch_uid:
             values["batch_uid"] = batch_uid
+        if payload is not None and len(ids) == 1:
+            values["payload"] = _json(payload)
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(**values))
-            if payload is not None and len(ids) == 1:
-                conn.execute(update(deliveries).where(deliveries.c.id == ids[0]).values(payload=_json(payload)))
+            conn.execute(_mine(update(deliveries), ids, worker).values(**values))
 
-    def mark_attempt(self, ids: Sequence[int]) -> None:
+    def mark_attempt(self, ids: Sequence[int], *, worker: str) -> bool:
+        """Record an attempt just before posting; False if any row is no longer this worker's.
+
+        The claim is refreshed in the same statement, so "still mine?" and "I am sending it now"
+        are one atomic step: a drainer whose claim lapsed never posts a batch someone took over.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                _mine(update(deliveries), ids, worker).values(
+                    attempts=deliveries.c.attempts + 1, claimed_at=now, updated_at=now,
+                    first_attempt_at=func.coalesce(deliveries.c.first_attempt_at, now),
+                )
+            ).rowcount
+        return n == len(ids)
+
+    def release(self, ids: Sequence[int], *, worker: str, error: str | None, retry_at: datetime | None) -> None:
+        """Give this worker's claimed rows back to the lane (not sent, or reconciled as not posted)."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(deliveries).where(deliveries.c.id.in_(list(ids))).values(attempts=deliveries.c.attempts + 1)
+                _mine(update(deliveries), ids, worker).values(
+                    status="pending", claimed_by=None, claimed_at=None, next_attempt_at=retry_at,
+                    last_error=error, updated_at=utcnow(),
+                )
             )
 
-    def release(self, ids: Sequence[int], *, error: str | None, retry_at: datetime | None) -> None:
-        """Give claimed rows back to the lane (not sent, or reconciled as not posted)."""
+    def finish(self, ids: Sequence[int], *, worker: str, status: str, error: str) -> None:
+        """End this worker's rows as ``failed`` (fixable: channel, token) or ``dead`` (gave up)."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(list(ids)))
-                .values(status="pending", claimed_by=None, claimed_at=None, next_attempt_at=retry_at,
-                        last_error=error, updated_at=utcnow())
-            )
-
-    def finish(self, ids: Sequence[int], *, status: str, error: str) -> None:
-        """End rows as ``failed`` (fixable: channel, token) or ``dead`` (gave up)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(list(ids)))
-                .values(status=status, last_error=error, claimed_by=None, updated_at=utcnow())
+                _mine(update(deliveries), ids, worker).values(
+                    status=status, last_error=error, claimed_by=None, updated_at=utcnow()
+                )
             )
 
     def requeue(self, *, status: str = "failed", channel: str | None = None, to: str | None = None) -> int:
@@ -539,6 +542,14 @@ class Store:
         return (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
 
 
+def _mine(stmt: Any, ids: Sequence[int], worker: str) -> Any:
+    """Restrict an update to rows this worker has claimed and not finished: a drainer whose claim
+    was taken over can never change (or re-send) a row that is now someone else's."""
+    return stmt.where(
+        deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker, deliveries.c.status == "sending"
+    )
+
+
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     changes = []
     for k in new:
@@ -558,7 +569,7 @@ def _delivery(r: Any) -> Delivery:
         event=r.event, channel=r.channel, status=r.status, fields=json.loads(r.fields),
         changes=tuple(tuple(c) for c in json.loads(r.changes)) if r.changes else (),  # type: ignore[misc]
         attempts=r.attempts, created_at=_aware(r.created_at), batch_uid=r.batch_uid,  # type: ignore[arg-type]
-        claimed_at=_aware(r.claimed_at),
+        claimed_at=_aware(r.claimed_at), first_attempt_at=_aware(r.first_attempt_at),
     )
 
 

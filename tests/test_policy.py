@@ -20,6 +20,8 @@ OLD = timedelta(hours=3)
         (P.Outcome.RATE_LIMITED, dict(retry_after=0), P.RetryIn(1.0, "rate_limited")),
         (P.Outcome.RATE_LIMITED, dict(retry_after=7, attempt=50), P.RetryIn(7, "rate_limited")),
         (P.Outcome.RATE_LIMITED, dict(retry_after=900), P.Defer(900, "rate_limited")),
+        (P.Outcome.RATE_LIMITED, dict(retry_after=3, age=OLD), P.RetryIn(3, "rate_limited")),
+        (P.Outcome.QUOTA, dict(code="message_limit_exceeded", age=OLD), P.Defer(300.0, "message_limit_exceeded")),
         (P.Outcome.NOT_SENT, dict(attempt=1), P.RetryIn(1.0, "not_sent")),
         (P.Outcome.NOT_SENT, dict(attempt=2), P.RetryIn(2.0, "not_sent")),
         (P.Outcome.NOT_SENT, dict(attempt=3), P.Defer(300.0, "not_sent after 3 attempts")),

@@ -85,7 +85,6 @@ def test_429_is_honoured_while_other_channels_keep_flowing(store, slack_sim):
     # The injected 429 was met; under CPU load the strict simulator (burst 1) may refuse a
     # jittered post or two more, which the lane also waits out.
     assert report.lanes["#ap-invoices"].rate_limited >= 1
-    assert report.lanes["#purchasing"].rate_limited <= report.lanes["#ap-invoices"].rate_limited
     calls = [c for c in slack_sim.sim.calls if c.method == "chat.postMessage"]
     refused = next(c for c in calls if c.status == 429 and c.injected)
     ok = [c for c in calls if c.status == 200]

@@ -109,7 +109,7 @@ def test_claim_respects_next_attempt(store: Store):
     rows = store.claim("#ap", 1, worker="w")
     from erp_slack.store import utcnow
 
-    store.release([rows[0].id], error="later", retry_at=utcnow() + timedelta(hours=1))
+    store.release([rows[0].id], worker="w", error="later", retry_at=utcnow() + timedelta(hours=1))
     assert store.claim("#ap", 1, worker="w") == []
     assert store.pending_by_channel() == {}
 
@@ -155,7 +155,7 @@ def test_bad_record_audit_is_written_once_per_key_and_reason(store: Store):
 def test_requeue_puts_failed_rows_back(store: Store):
     _enqueue(store, [_item("A")])
     rows = store.claim("#ap", 1, worker="w")
-    store.finish([rows[0].id], status="failed", error="channel_not_found")
+    store.finish([rows[0].id], worker="w", status="failed", error="channel_not_found")
     assert store.counts() == {"failed": 1}
     assert store.requeue(status="failed") == 1
     assert store.counts() == {"pending": 1}
@@ -185,3 +185,20 @@ def test_keyless_bad_rows_are_reported_once_by_fingerprint():
     c = _quarantine(entity, "EDU1", None, "undecodable row", {"Invoice": "Y"}, "url-1")
     assert a["record_key"] == b["record_key"] != c["record_key"]
     assert a["record_key"].startswith("#row-")
+
+
+def test_only_the_claiming_worker_can_change_or_send_its_rows(store: Store):
+    _enqueue(store, [_item("A")])
+    (row,) = store.claim("#ap", 1, worker="A")
+    store.release([row.id], worker="B", error="not mine", retry_at=None)  # B never owned it
+    store.mark_sent([row.id], worker="B", channel_id="C1", ts="1.1", permalink=None, payload=None)
+    assert store.counts() == {"sending": 1}
+    assert store.mark_attempt([row.id], worker="B") is False
+    assert store.mark_attempt([row.id], worker="A") is True
+    first = store.deliveries()[0]["first_attempt_at"]
+    assert store.mark_attempt([row.id], worker="A") is True
+    assert store.deliveries()[0]["first_attempt_at"] == first  # set once, never moved
+    store.mark_sent([row.id], worker="A", channel_id="C1", ts="1.1", permalink=None, payload=None)
+    assert store.counts() == {"sent": 1}
+    store.release([row.id], worker="A", error="late", retry_at=None)  # a sent row stays sent
+    assert store.counts() == {"sent": 1}

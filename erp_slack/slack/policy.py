@@ -162,7 +162,8 @@ class SendPolicy:
 
     Attributes:
         max_attempts: Posts of one batch within one drain before it is deferred to a later run.
-        give_up_after: Age after which a record that still cannot be posted is dead-lettered.
+        give_up_after: Time since a record's first attempt after which, if Slack still cannot be
+            reached, it is dead-lettered (waiting out 429s never counts).
         backoff: Waits between attempts that failed before reaching Slack.
         defer_for: How long deferred rows wait before a later drain picks them up.
         max_retry_after: A Retry-After above this defers the batch instead of holding the lane.
@@ -201,8 +202,6 @@ class SendPolicy:
             return DeadLetter(why) if simplified else Simplify(why)
         if outcome is Outcome.MAYBE_SENT:
             return Reconcile(why)
-        if age > self.give_up_after:
-            return DeadLetter(f"gave up after {age} ({why})")
         if outcome is Outcome.RATE_LIMITED:
             # Waiting out a 429 is Slack's instruction, not a failure: it does not use up attempts.
             wait = max(1.0, retry_after if retry_after is not None else 1.0)
@@ -211,6 +210,10 @@ class SendPolicy:
             return RetryIn(wait, why)
         if outcome is Outcome.QUOTA:
             return Defer(self.defer_for.total_seconds(), why)
+        # Only failures to reach Slack at all count against a record's age: waiting when Slack
+        # asks us to (429, quota) never dead-letters anything.
+        if age > self.give_up_after:
+            return DeadLetter(f"gave up after {age} ({why})")
         if attempt >= self.max_attempts:
             return Defer(self.defer_for.total_seconds(), f"{why} after {attempt} attempts")
         return RetryIn(self.backoff.delay(attempt, rand), why)

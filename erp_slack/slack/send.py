@@ -310,6 +310,8 @@ class _Lane:
     simplified: bool = False
     split: bool = False
     reconcile: str | None = None  # why the held batch must be looked for in Slack before resending
+    post_at: float | None = None  # earliest start of the next post (set by a successful post)
+    lead: float = 0.0  # how long the last paced step took to get ready to post (claim, render)
     stats: LaneStats = field(default_factory=LaneStats)
 
 
@@ -437,7 +439,7 @@ class Drainer:
             # It may be in Slack already: keep the claim; after the lease a drain looks first.
             self._audit("reconcile_deferred", channel=lane.channel, message=f"{lane.reconcile}; {why}")
         else:
-            self.store.release([d.id for d in lane.held], error=why, retry_at=None)
+            self.store.release([d.id for d in lane.held], worker=self.worker, error=why, retry_at=None)
             self._audit("delivery_deferred", channel=lane.channel, message=why, details={"rows": len(lane.held)})
         lane.held = None
 
@@ -445,6 +447,8 @@ class Drainer:
 
     def _step(self, lane: _Lane) -> float | None:
         """Post one message for ``lane``; return when the lane may post again, or None if done."""
+        entered = self.clock.now()
+        post_at, lane.post_at = lane.post_at, None
         if lane.channel_id is None:
             try:
                 lane.channel_id = self.gateway.resolve(lane.channel)
@@ -462,21 +466,29 @@ class Drainer:
         batch_uid = rows[0].batch_uid or uuid.uuid4().hex
         if lane.reconcile is not None:
             why, lane.reconcile = lane.reconcile, None
-            age = utcnow() - min(d.created_at for d in rows)
+            age = _age(rows)
             return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
-        if lane.attempt > 0 and not self.store.still_mine([d.id for d in rows], worker=self.worker):
-            # Our claim lapsed and another drainer took the batch over: it is theirs now.
-            self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})
-            lane.held = None
-            return self.clock.now()
         message = self._render(rows, batch_uid, simplified=lane.simplified)
+        if post_at is not None:
+            # Pacing is by post start. After a post the lane is woken ``lead`` early, so the
+            # claim and render above happen inside the interval instead of lengthening it;
+            # the rest of the interval is waited out here.
+            lane.lead = min(self.clock.now() - entered, self._interval / 4)
+            if post_at > self.clock.now():
+                self.clock.sleep(post_at - self.clock.now())
         self._bucket.take()
         if self.pacer is not None:
             self.pacer(lane.channel)
-        started = self.clock.now()
+        if not self.store.mark_attempt([d.id for d in rows], worker=self.worker):
+            # Our claim lapsed (a long wait) and another drainer took the batch over: theirs now.
+            self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})
+            lane.held = None
+            return self.clock.now()
         lane.attempt += 1
-        self.store.mark_attempt([d.id for d in rows])
-        age = utcnow() - min(d.created_at for d in rows)
+        # Read after the attempt is recorded, just before the request goes out: the interval
+        # then separates the requests themselves, and a slow write cannot bring two closer.
+        started = self.clock.now()
+        age = _age(rows)
         try:
             posted = self.gateway.post(lane.channel_id, message)
         except SlackRateLimited as exc:
@@ -498,7 +510,8 @@ class Drainer:
             )
             return self._apply(lane, rows, decision, started)
         self._sent(lane, rows, posted.channel_id, posted.ts, message, batch_uid)
-        return started + self._interval
+        lane.post_at = started + self._interval
+        return lane.post_at - lane.lead
 
     def _render(self, rows: Sequence[Delivery], batch_uid: str, *, simplified: bool) -> Message:
         if not simplified:
@@ -510,7 +523,7 @@ class Drainer:
     def _sent(self, lane: _Lane, rows: Sequence[Delivery], channel_id: str, ts: str, message: Message | None, batch_uid: str) -> None:
         payload = None if message is None else {"text": message.text, "blocks": message.blocks}
         self.store.mark_sent(
-            [d.id for d in rows], channel_id=channel_id, ts=ts, permalink=self.gateway.permalink(channel_id, ts),
+            [d.id for d in rows], worker=self.worker, channel_id=channel_id, ts=ts, permalink=self.gateway.permalink(channel_id, ts),
             payload=payload, batch_uid=batch_uid,
         )
         now = self.clock.now()
@@ -528,7 +541,7 @@ class Drainer:
             lane.stats.retries += 1
             # A wait longer than the lease lets another drainer take the batch over; the
             # ownership check before the next post (still_mine) then stops us posting it too.
-            self.store.renew(ids)
+            self.store.renew(ids, worker=self.worker)
             return now + decision.seconds / scale
         if isinstance(decision, P.Join):
             lane.joined = True
@@ -540,27 +553,27 @@ class Drainer:
             return now
         if isinstance(decision, P.Split):
             # Send the batch's records one by one so only the offending one is dead-lettered.
-            self.store.release(ids, error=decision.reason, retry_at=None)
+            self.store.release(ids, worker=self.worker, error=decision.reason, retry_at=None)
             lane.held, lane.split = None, True
             return now
         if isinstance(decision, P.Reconcile):
             # Give Slack a moment to finish storing a message whose reply we lost, then look.
             lane.reconcile = decision.reason
-            self.store.renew(ids)
+            self.store.renew(ids, worker=self.worker)
             return now + self.settings.reconcile_after / scale
         if isinstance(decision, P.Simplify):
             lane.simplified = True
             return now
         if isinstance(decision, P.Defer):
             retry_at = utcnow() + timedelta(seconds=decision.seconds)
-            self.store.release(ids, error=decision.reason, retry_at=retry_at)
+            self.store.release(ids, worker=self.worker, error=decision.reason, retry_at=retry_at)
             # The pause is the channel's, not only this batch's (a long Retry-After, a quota).
             self.store.defer_channel(lane.channel, until=retry_at)
             self._audit("delivery_deferred", channel=lane.channel, message=decision.reason, details={"rows": len(ids)})
             lane.held = None
             return None
         if isinstance(decision, P.Halt):
-            self.store.release(ids, error=decision.reason, retry_at=None)
+            self.store.release(ids, worker=self.worker, error=decision.reason, retry_at=None)
             lane.held = None
             with self._cv:
                 self._halt = decision.reason
@@ -571,7 +584,7 @@ class Drainer:
         if status == "failed":
             # A broken destination takes the whole lane down: the rest would fail the same way.
             rows += self.store.claim(lane.channel, 100_000, worker=self.worker)
-        self.store.finish([d.id for d in rows], status=status, error=decision.reason)
+        self.store.finish([d.id for d in rows], worker=self.worker, status=status, error=decision.reason)
         setattr(lane.stats, status, getattr(lane.stats, status) + len(rows))
         for d in rows:
             self._audit(
@@ -586,7 +599,7 @@ class Drainer:
     def _reconcile_lane(self, lane: _Lane, rows: Sequence[Delivery], batch_uid: str, why: str, started: float, age: timedelta) -> float | None:
         """After an ambiguous post: was it stored? If so record it; if not, retry the same batch."""
         try:
-            since = min((d.claimed_at for d in rows if d.claimed_at), default=None)
+            since = _first_attempt(rows)
             ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, since=since)
         except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
             # Cannot tell: keep the batch claimed; the lease makes a later drain reconcile it.
@@ -606,7 +619,7 @@ class Drainer:
         """Batches left ``sending`` by a crashed or stuck drainer: posted or not?"""
         found = 0
         for batch_uid, stale in self.store.stale_batches(older_than=self.settings.lease).items():
-            claimed = min((d.claimed_at for d in stale if d.claimed_at), default=None)
+            claimed = _first_attempt(stale)
             rows = self.store.take_stale(batch_uid, worker=self.worker, older_than=self.settings.lease)
             if not rows:
                 continue  # another drainer took it
@@ -615,18 +628,20 @@ class Drainer:
                 channel_id = self.gateway.resolve(channel)
                 ts = self.gateway.find_batch(channel_id, batch_uid, since=claimed)
             except SlackRejected as exc:
-                # The channel is gone or the token is bad: nothing can have been posted there.
-                self.store.finish([d.id for d in rows], status="failed", error=exc.code)
-                self._audit("delivery_failed", channel=channel, message=f"stale claim: {exc.code}")
+                # History cannot be read (a missing scope, a renamed channel): the post may be
+                # there, so keep the claim rather than risk a second one, and say so.
+                self._audit("reconcile_deferred", channel=channel,
+                            message=f"cannot verify a possibly posted batch: {exc.code}", details={"batch": batch_uid})
                 continue
             except (SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
                 self._audit("reconcile_deferred", channel=channel, message=str(exc))
                 continue  # still claimed: a later drain tries again
             if ts is None:
-                self.store.release([d.id for d in rows], error="abandoned claim; not found in Slack", retry_at=None)
+                self.store.release([d.id for d in rows], worker=self.worker, error="abandoned claim; not found in Slack",
+                                   retry_at=None)
             else:
                 found += 1
-                self.store.mark_sent([d.id for d in rows], channel_id=channel_id, ts=ts,
+                self.store.mark_sent([d.id for d in rows], worker=self.worker, channel_id=channel_id, ts=ts,
                                      permalink=self.gateway.permalink(channel_id, ts), payload=None, batch_uid=batch_uid)
             self._audit("reconciled", channel=channel, message="stale claim " + ("found in Slack" if ts else "not in Slack; requeued"),
                         details={"batch": batch_uid, "ts": ts, "rows": len(rows)})
@@ -634,3 +649,15 @@ class Drainer:
 
     def _audit(self, kind: str, **kw: Any) -> None:
         self.store.audit(kind, flow_run_id=self.flow_run_id, **kw)
+
+
+def _first_attempt(rows: Sequence[Delivery]) -> datetime | None:
+    """When the batch was first sent towards Slack: no copy of it can be older."""
+    times = [d.first_attempt_at or d.created_at for d in rows]
+    return min(times) if times else None
+
+
+def _age(rows: Sequence[Delivery]) -> timedelta:
+    """How long the batch has been trying to reach Slack (zero before its first attempt)."""
+    now = utcnow()
+    return now - min((d.first_attempt_at or now) for d in rows)

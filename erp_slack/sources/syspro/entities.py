@@ -180,11 +180,16 @@ def _pair(
     currency_field: str | None = None,
     derive: tuple[Derivation, ...] = (),
 ) -> tuple[Entity, Entity]:
-    """The e.net and the OData variant of one document; they differ only in the cursor."""
+    """The e.net and the OData variant of one document; they differ only in the cursor.
+
+    Both watch the same fields, so a document hashes to the same version whichever transport
+    read it (switching transport re-posts nothing). The supplier name is looked up from
+    ``ApSupplier``, not part of the document: renaming a supplier is no news about its invoices.
+    """
     common = dict(
         source="syspro", name=name, title=title, table=table, key=key, template=template,
         required=required, labels=labels or {}, status_field=status_field,
-        currency_field=currency_field,
+        currency_field=currency_field, watch=tuple(f for f in fields if f != "supplier_name"),
     )
     enet = Entity(
         cursor=Cursor("TimeStamp", "rowversion"),
