@@ -55,8 +55,9 @@ class SlackBot(Block):
         from prefect.concurrency.sync import rate_limit
 
         def pace(channel: str) -> None:
-            # strict: a missing limit must fail loudly, not silently stop pacing (prefect.md §4).
-            rate_limit(gcl_name(channel), strict=True)
+            # A channel without its limit (added to the routes after `erp-slack up`) is paced
+            # locally only; every routed channel gets one at `up` (prefect.md §4).
+            rate_limit(gcl_name(channel), strict=False)
 
         return pace
 

@@ -37,7 +37,7 @@ def save_blocks(cfg: AppConfig) -> list[str]:
     SlackBot(
         token=sl.token, base_url=sl.base_url, ops_channel=sl.ops_channel, rate_per_channel=sl.rate_per_channel,
         workspace_per_minute=sl.workspace_per_minute, digest_threshold=sl.digest_threshold,
-        digest_max=sl.digest_max, time_scale=sl.time_scale,
+        digest_max=sl.digest_max, time_scale=sl.time_scale, shared_rate_limits=sl.shared_rate_limits,
     ).save(BLOCK_NAMES["slack"], overwrite=True)
     saved.append(f"block {BLOCK_NAMES['slack']}: Slack bot, ops channel {sl.ops_channel or '(none)'}")
     AuditDatabase(url=cfg.audit.url).save(BLOCK_NAMES["audit"], overwrite=True)
@@ -70,16 +70,18 @@ def update_deployments(cfg: AppConfig) -> list[str]:
             deployments = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
             for dep in deployments:
                 params = {**(dep.parameters or {}), **flow_parameters(cfg, source)}
-                update: dict[str, Any] = {"parameters": params}
-                if section is None or not section.enabled:
-                    update["paused"] = True  # a source not configured must not run on a schedule
+                if section is None or not section.entities:
+                    params.pop("entities", None)  # the file says "all": drop an old choice
+                enabled = section is not None and section.enabled
+                # A source not configured must not run on a schedule; re-enabling resumes it.
+                update: dict[str, Any] = {"parameters": params, "paused": not enabled}
                 client.update_deployment(dep.id, DeploymentUpdate(**update))
                 for sched in client.read_deployment_schedules(dep.id):
                     new = _schedule_for(cfg, sched.slug)
                     if new is not None:
                         client.update_deployment_schedule(dep.id, sched.id, schedule=new)
                 done.append(f"deployment {flow_name}/{dep.name}: parameters updated"
-                            + (" (paused: source not configured)" if update.get("paused") else ""))
+                            + ("" if enabled else " (paused: source not configured)"))
     return done
 
 

@@ -216,8 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--project-dir", default=".", help="where prefect.yaml is (default: here)")
     u.add_argument("--no-worker", action="store_true", help="set everything up but do not start a worker")
     u.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
-    u.add_argument("--shared-rate-limits", action="store_true",
-                   help="create Prefect global concurrency limits so several workers share Slack's rate")
     u.set_defaults(fn=cmd_up)
 
     for name, fn, helptext in (("report", cmd_report, "counts of posted, filtered, failed deliveries"),

@@ -117,14 +117,14 @@ def up(args: argparse.Namespace) -> int:
                 _run("global-concurrency-limit", "create", source_lock_name(source, company), "--limit", "1",
                      ok_if="already exists")
         print("Runs of one source never overlap (scheduled runs and backfills share one slot)")
-        if args.shared_rate_limits:
+        if cfg.slack.shared_rate_limits:
             from erp_slack.routing import DEFAULT_ROUTES
 
             rate = cfg.slack.rate_per_channel
-            for rule in cfg.routes or DEFAULT_ROUTES:
-                if rule.channel:
-                    _run("global-concurrency-limit", "create", gcl_name(rule.channel), "--limit", "1",
-                         "--slot-decay-per-second", str(rate), ok_if="already exists")
+            channels = {r.channel for r in cfg.routes or DEFAULT_ROUTES if r.channel} | {cfg.slack.ops_channel or ""}
+            for channel in sorted(c for c in channels if c):
+                _run("global-concurrency-limit", "create", gcl_name(channel), "--limit", "1",
+                     "--slot-decay-per-second", str(rate), ok_if="already exists")
             print("Global concurrency limits created: workers on every host share Slack's per-channel rate")
     if args.no_worker:
         print(f"Start a worker with: PREFECT_API_URL={api} prefect worker start --pool {POOL}")

@@ -56,6 +56,20 @@ def _url(v: str) -> str:
     return v.rstrip("/")
 
 
+def _known_entities(source: str) -> set[str]:
+    from erp_slack.sources import all_entities
+
+    return {name for (src, name) in all_entities() if src == source or source == "*"}
+
+
+def _check_entities(names: list[str] | None, source: str) -> list[str] | None:
+    if names:
+        unknown = sorted(set(names) - _known_entities(source))
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; known: {sorted(_known_entities(source))}")
+    return names
+
+
 class SysproConfig(_Model):
     """Where SYSPRO is and how to log on (reference/syspro.md §2 and §4)."""
 
@@ -78,6 +92,11 @@ class SysproConfig(_Model):
     @classmethod
     def _check_url(cls, v: str) -> str:
         return _url(v)
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, v: list[str] | None) -> list[str] | None:
+        return _check_entities(v, "syspro")
 
     @model_validator(mode="after")
     def _password_for_transport(self) -> "SysproConfig":
@@ -126,6 +145,11 @@ class GpConfig(_Model):
     def _check_url(cls, v: str) -> str:
         return _url(v)
 
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, v: list[str] | None) -> list[str] | None:
+        return _check_entities(v, "gp")
+
     @field_validator("username")
     @classmethod
     def _domain_user(cls, v: str) -> str:
@@ -145,6 +169,7 @@ class SlackConfig(_Model):
     digest_threshold: int = Field(default=5, ge=1)
     digest_max: int = Field(default=20, ge=1, le=25)
     time_scale: float = Field(default=1.0, gt=0, description="simulators only: run every rate this many times faster")
+    shared_rate_limits: bool = False
 
     @field_validator("token")
     @classmethod
@@ -220,9 +245,11 @@ def load_config(path: str | Path) -> AppConfig:
     """Read and validate a TOML configuration file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError("", f"cannot read {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -236,7 +236,9 @@ class Page:
 
 # --- value parsing -------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters, the zero-width space, and bidi marks, embeddings, overrides and isolates
+# (which can make text read backwards). Joiners (U+200C/D) stay: emoji sequences and some scripts need them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MOJIBAKE_HINT = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 
 
@@ -345,23 +347,30 @@ def _parse_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("a boolean is not an integer")
     if isinstance(value, int):
-        return value
+        return _bounded(value)
     if isinstance(value, bytes):
-        return int.from_bytes(value, "big")
+        return _bounded(int.from_bytes(value, "big"))
     text = str(value).strip()
+    if len(text) > 40:
+        raise ValueError("integer too long")
     if _DECIMAL_INT.fullmatch(text):
-        return int(text)
-    if _HEX_PREFIXED.fullmatch(text):
-        return int(text, 16)
-    if _HEX_16.fullmatch(text):
-        return int(text, 16)
+        return _bounded(int(text))
+    if _HEX_PREFIXED.fullmatch(text) or _HEX_16.fullmatch(text):
+        return _bounded(int(text, 16))
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"not an integer: {text[:40]!r}") from None
     if not raw:
         raise ValueError("empty value")
-    return int.from_bytes(raw, "big")
+    return _bounded(int.from_bytes(raw, "big"))
+
+
+def _bounded(n: int) -> int:
+    # SQL Server rowversions are 8 bytes; nothing an ERP counts is larger.
+    if abs(n) >= 2**64:
+        raise ValueError("integer out of range")
+    return n
 
 
 def _parse_bool(value: Any) -> bool:
@@ -415,7 +424,11 @@ def normalise(entity: Entity, company: str, row: Mapping[str, Any]) -> Record:
         raw = row.get(col)
         if _empty(raw):
             raise BadRecord(entity.name, None, f"key column {col} is missing")
-        key_parts.append(clean_text(raw))
+        part = clean_text(raw)
+        if not any(unicodedata.category(c)[0] in "LNPS" for c in part):
+            # Only invisible characters: two such keys would collapse into one document.
+            raise BadRecord(entity.name, None, f"key column {col} has no visible characters")
+        key_parts.append(part)
     key = "|".join(key_parts)
     if len(key) > 200:
         raise BadRecord(entity.name, key[:60] + "…", "key is longer than 200 characters")

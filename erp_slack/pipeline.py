@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from erp_slack.errors import BadRecord
@@ -107,6 +107,7 @@ def poll_entity(
     res.since = cursor_to_text(kind, lower) if lower is not None else None
     res.until = cursor_to_text(kind, upper) if upper is not None else None
     high: CursorValue | None = None
+    ceiling = _ceiling(kind)
 
     for page in client.pages(entity, since=lower, until=upper):
         res.pages += 1
@@ -123,7 +124,12 @@ def poll_entity(
             if (lower is not None and rec.cursor < lower) or (upper is not None and rec.cursor >= upper):
                 res.out_of_window += 1
                 continue
-            high = rec.cursor if high is None or rec.cursor > high else high
+            if ceiling is not None and rec.cursor > ceiling:
+                # Delivered like any row, but a date far in the future must not drag the
+                # watermark past everything entered from today on.
+                audits.append(_future(entity, company, rec.key, rec.cursor))
+            elif high is None or rec.cursor > high:
+                high = rec.cursor
             decision = route(rec, entity, rules)
             status = "filtered" if decision.channel is None else ("dry-run" if dry_run else "pending")
             reason = decision.reason
@@ -138,7 +144,7 @@ def poll_entity(
             )
         for raw, reason in page.problems:
             audits.append(_quarantine(entity, company, None, reason, raw, page.url))
-        res.bad += len(audits)
+        res.bad += sum(1 for a in audits if a["kind"] == "bad_record")
         outcome = store.enqueue(
             source=entity.source, company=company, entity=entity.name, items=items, cursor_kind=kind,
             watermark=None, dry_run=dry_run, flow_run_id=flow_run_id, audit=audits,
@@ -171,6 +177,25 @@ def poll_entity(
     }
     store.audit(flow_run_id=flow_run_id, details=res.as_dict(), **poll_row)
     return res
+
+
+def _ceiling(kind: str) -> CursorValue | None:
+    """The highest cursor value the watermark may take: a day ahead of now (clock skew between
+    the ERP and us). Rowversions have no relation to the clock."""
+    now = datetime.now(timezone.utc)
+    if kind == "timestamp":
+        return now + timedelta(days=1)
+    if kind == "date":
+        return now.date() + timedelta(days=1)
+    return None
+
+
+def _future(entity: Entity, company: str, key: str, cursor: CursorValue) -> dict[str, Any]:
+    return {
+        "kind": "future_cursor", "source": entity.source, "company": company, "entity": entity.name,
+        "record_key": key, "message": f"{entity.cursor.column} {cursor} is in the future; the watermark stays",
+        "dedupe": True,
+    }
 
 
 def _quarantine(entity: Entity, company: str, key: str | None, reason: str, raw: Any, url: str) -> dict[str, Any]:

@@ -50,6 +50,18 @@ class Rule(BaseModel):
     statuses: list[str] | None = None
     name: str | None = None
 
+    @field_validator("entity")
+    @classmethod
+    def _known_entity(cls, v: str | list[str]) -> str | list[str]:
+        from erp_slack.sources import all_entities
+
+        known = {name for _, name in all_entities()}
+        names = [v] if isinstance(v, str) else v
+        unknown = sorted(n for n in names if n != "*" and n not in known)
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; known: {sorted(known)}")
+        return v
+
     @field_validator("source")
     @classmethod
     def _known_source(cls, v: str) -> str:

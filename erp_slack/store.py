@@ -38,9 +38,12 @@ def redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # an unparseable URL is reported without its text
         return "<unparseable database URL>"
+    # libpq also takes the password as a query parameter (?password=…).
+    query = {k: ("***" if "password" in k.lower() else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 # One encoder for every row: ``json.dumps`` with these options would build a new one per call

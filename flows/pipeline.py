@@ -124,6 +124,7 @@ def run_source(
         except Exception:  # the audit store itself may be what failed; the run still fails loudly
             logger.exception("could not record the alert")
 
+    failure: Exception | None = None
     try:
         # One run per source and company at a time across every worker (a scheduled run and a
         # backfill would evict each other's SYSPRO session: one session per operator). The limit
@@ -131,13 +132,25 @@ def run_source(
         with concurrency(source_lock_name(source, company), occupy=1, strict=False), \
                 creds.get_client(audit=audit_hook) as client:
             for entity in selected:
-                result = extract_entity(client, entity, store, rules, window, dry_run, first_run, run_id)
+                try:
+                    result = extract_entity(client, entity, store, rules, window, dry_run, first_run, run_id)
+                except SourceUnavailable as exc:
+                    # One unreadable table must not stop the others (nor delivery).
+                    store.audit("entity_failed", source=source, company=company, entity=entity.name,
+                                message=str(exc), flow_run_id=run_id)
+                    logger.error("%s: %s", entity.name, exc)
+                    failure = failure or exc
+                    continue
                 summary.polls.append(result)
                 logger.info(
                     "%s: %d rows seen, %d new, %d updated, %d filtered, %d quarantined; watermark %s → %s",
                     entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.bad,
                     result.watermark_before, result.watermark_after,
                 )
+    except Exception as exc:  # noqa: BLE001 - kept to raise after delivering what is queued
+        failure = exc
+    try:
+        # What is already in the outbox goes out whatever happened to this poll.
         if not dry_run:
             report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id, slack.pacer())
             summary.delivered_records, summary.messages = report.records, report.messages
@@ -147,17 +160,19 @@ def run_source(
             summary.halted = report.halted
             if report.halted:
                 logger.warning("Delivery halted: %s (rows stay pending)", report.halted)
-    except SourceAuthFailed as exc:
+    except Exception as exc:  # noqa: BLE001
+        failure = failure or exc
+    if isinstance(failure, SourceAuthFailed):
         # The client already audited the refusal itself; this row says what the run did about it.
-        store.audit("cycle_skipped", source=source, company=company, message=str(exc), flow_run_id=run_id)
-        alert(str(exc), "Check the user name and password in the credentials block, then wait for the next run.")
-        raise
-    except SourceUnavailable as exc:
-        alert(str(exc), "Check that the ERP's web service is running and reachable from the worker.")
-        raise
-    except Exception as exc:
-        alert(f"The run failed: {type(exc).__name__}: {exc}", "See this flow run's logs in the Prefect UI.")
-        raise
+        store.audit("cycle_skipped", source=source, company=company, message=str(failure), flow_run_id=run_id)
+        alert(str(failure), "Check the user name and password in the credentials block, then wait for the next run.")
+        raise failure
+    if isinstance(failure, SourceUnavailable):
+        alert(str(failure), "Check that the ERP's web service is running and reachable from the worker.")
+        raise failure
+    if failure is not None:
+        alert(f"The run failed: {type(failure).__name__}: {failure}", "See this flow run's logs in the Prefect UI.")
+        raise failure
     summary.pending_left = store.counts().get("pending", 0)
     clear_alert(store, gateway, slack.ops_channel, source=source, company=company, flow_run_id=run_id)
     create_markdown_artifact(

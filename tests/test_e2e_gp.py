@@ -468,3 +468,23 @@ def test_outage_mid_poll_gives_up_after_bounded_retries_and_the_next_cycle_catch
     ])
     _assert_each_row_posted_once(store, slack)
     assert "working again" in slack.sim.posted(OPS)[-1]["text"]
+
+
+def test_a_far_future_modified_date_is_delivered_but_never_drags_the_watermark(gp_sim_factory, store):
+    # A row stamped 2999 must not move the watermark past everything entered from today on.
+    from datetime import datetime, timezone
+
+    from erp_slack.pipeline import poll_entity
+    from erp_slack.routing import DEFAULT_ROUTES
+    from erp_slack.sources.gp.entities import VENDOR
+
+    now = {"t": datetime.now(timezone.utc)}
+    served = gp_sim_factory(clock=lambda: now["t"])
+    now["t"] = datetime(2999, 1, 1, tzinfo=timezone.utc)
+    served.sim.add_vendor("FUTURE01", name="Time Traveller Ltd")
+    now["t"] = datetime.now(timezone.utc)
+    with served.client() as client:
+        res = poll_entity(client, VENDOR, store, DEFAULT_ROUTES, first_run="post")
+    assert res.watermark_after is not None and not res.watermark_after.startswith("2999")
+    assert any(r["record_key"] == "FUTURE01" for r in store.deliveries())
+    assert [a["record_key"] for a in store.audit_rows("future_cursor")] == ["FUTURE01"]

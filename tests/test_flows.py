@@ -87,3 +87,27 @@ def test_first_run_baseline_records_history_without_posting_then_posts_changes(
     second = syspro_to_slack(**names)
     assert second["delivered_records"] >= 1
     assert any("BASE-NEW-1" in (m["text"] or "") for m in slack_sim.sim.posted())
+
+
+def test_one_failing_entity_does_not_stop_the_others_or_delivery(
+    prefect_harness, block_names, syspro_sim, slack_sim, tmp_path
+):
+    from erp_slack.errors import SourceUnavailable
+    from erp_slack.store import Store
+    from flows.syspro import syspro_to_slack
+
+    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
+                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    # SYSPRO refuses the first query (the invoices) with an e.net error: not worth retrying.
+    syspro_sim.sim.inject("error_text", path="Query/Query", text="ERROR: Access denied to table ApInvoice")
+    with pytest.raises(SourceUnavailable, match="Access denied"):
+        syspro_to_slack(syspro_block=block_names["syspro"], slack_block=block_names["slack"],
+                        audit_block=block_names["audit"], first_run="post")
+    store = Store(db)
+    assert [r["entity"] for r in store.audit_rows("entity_failed")] == ["ap_invoice"]
+    assert {r["entity"] for r in store.deliveries(status="sent")} >= {"purchase_order", "goods_receipt"}
+    assert not store.deliveries(entity="ap_invoice")
+    assert len(slack_sim.sim.posted("#finance-alerts")) == 1

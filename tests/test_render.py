@@ -97,16 +97,26 @@ def test_header_limit(length: int):
     assert header.endswith("…") == (len("Supplier invoice  from Acme Bearings") + length > R.HEADER_MAX)
 
 
-@pytest.mark.parametrize("length", [R.SECTION_MAX - 1, R.SECTION_MAX, R.SECTION_MAX + 1, 50_000])
+@pytest.mark.parametrize("length", [R._NOTE_MAX - 1, R._NOTE_MAX, R._NOTE_MAX + 1, 50_000])
 def test_remarks_section_limit(length: int):
     msg = R.render([_invoice(remarks="x" * length)], ENTITIES, batch_uid="b")
     sections = [b for b in msg.blocks if b["type"] == "section" and "text" in b]
-    assert sections and all(len(b["text"]["text"]) <= R.SECTION_MAX for b in sections)
-    assert sections[-1]["text"]["text"].endswith("…") == (length > R.SECTION_MAX)
+    assert sections and all(len(b["text"]["text"]) <= R._NOTE_MAX for b in sections)
+    assert sections[-1]["text"]["text"].endswith("…") == (length > R._NOTE_MAX)
+
+
+def test_one_record_with_every_field_huge_stays_under_the_total_text_limit():
+    huge = "<" * 5000
+    fields = {s.field: huge for s in R.TEMPLATES["supplier_invoice"].slots}
+    n = N(fields={**fields, "amount": "1", "remarks": huge}, event="updated",
+          changes=tuple((s.field, huge, huge + "x") for s in R.TEMPLATES["supplier_invoice"].slots))
+    msg = R.render([n], ENTITIES, batch_uid="b")
+    assert R.block_text_size(msg.blocks) <= R.TOTAL_MAX
+    assert all(len(f["text"]) <= R.FIELD_MAX for b in msg.blocks for f in b.get("fields", []))
 
 
 def test_field_limit_and_truncation_never_splits_an_entity():
-    msg = R.render([_invoice(supplier_name="&" * 3000)], ENTITIES, batch_uid="b")
+    msg = R.render([N(fields={"invoice": "1", "supplier_name": "&" * 3000})], ENTITIES, batch_uid="b")
     fields = [f["text"] for b in msg.blocks if b["type"] == "section" for f in b.get("fields", [])]
     assert all(len(t) <= R.FIELD_MAX for t in fields)
     body = fields[0].split("\n", 1)[1]

@@ -40,6 +40,10 @@ TEXT_MAX = 3000  # top-level fallback text; Slack suggests ≤ 4,000
 TOTAL_MAX = 10_000  # cumulative block text: Slack rejects ~12–13k, keep a margin (slack.md §1.2)
 LINE_MAX = 300  # one digest line
 DIGEST_MAX = 25  # records per digest message: 25 × LINE_MAX stays under TOTAL_MAX
+# One record's message: header (150) + fields + changes + remarks + footer ≤ TOTAL_MAX.
+_NOTE_MAX = 1500  # "what changed" and remarks sections, each
+_FOOTER_MAX = 400  # the context line, and a link
+_FIELDS_BUDGET = TOTAL_MAX - HEADER_MAX - 2 * _NOTE_MAX - 2 * _FOOTER_MAX - 250  # label markup slack
 
 
 class Notice(Protocol):
@@ -207,22 +211,25 @@ def render_one(notice: Notice, entity: Entity | None, *, batch_uid: str) -> Mess
     headline = _fill(template.headline, notice, template, entity)
     title = f"{word}: {headline}" if word and notice.event != "created" else headline
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(escape(title), HEADER_MAX), emoji=False))]
-    fields = []
-    for slot in template.slots:
-        shown = _fmt(notice.fields.get(slot.field), slot.format, currency)
-        if shown:
-            body = clip(escape(shown), FIELD_MAX - len(slot.label) - 4)
-            fields.append(MarkdownTextObject(text=f"*{slot.label}*\n{body}", verbatim=True))
+    shown = [(slot, _fmt(notice.fields.get(slot.field), slot.format, currency)) for slot in template.slots]
+    shown = [(slot, value) for slot, value in shown if value][:FIELDS_MAX]
+    # Every part has its own limit, and together they stay under the message's total text
+    # budget (TOTAL_MAX): the fields share what the header, changes, remarks and footer leave.
+    per_field = min(FIELD_MAX, _FIELDS_BUDGET // max(1, len(shown)))
+    fields = [
+        MarkdownTextObject(text=f"*{slot.label}*\n{clip(escape(value), per_field - len(slot.label) - 4)}", verbatim=True)
+        for slot, value in shown
+    ]
     if fields:
-        blocks.append(SectionBlock(fields=fields[:FIELDS_MAX]))
+        blocks.append(SectionBlock(fields=fields))
     if notice.changes:
         changed = _changes_text(notice, template, entity)
         if changed:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*What changed*\n" + changed, SECTION_MAX), verbatim=True)))
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*What changed*\n" + changed, _NOTE_MAX), verbatim=True)))
     remarks = notice.fields.get("remarks")
     if remarks:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(escape(remarks), SECTION_MAX), verbatim=True)))
-    context = [MarkdownTextObject(text=clip(_source_line(notice, entity), 2000), verbatim=True)]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(escape(remarks), _NOTE_MAX), verbatim=True)))
+    context = [MarkdownTextObject(text=clip(_source_line(notice, entity), _FOOTER_MAX), verbatim=True)]
     link = _link(notice, entity)
     if link:
         context.append(MarkdownTextObject(text=link, verbatim=True))

@@ -455,6 +455,9 @@ class Drainer:
             except SlackRejected as exc:
                 rows = self.store.claim(lane.channel, 10_000, worker=self.worker)
                 return self._apply(lane, rows, P.Fail(exc.code))
+        if self.pacer is not None:
+            # Before claiming: if the shared limit cannot be had, nothing is left claimed.
+            self.pacer(lane.channel)
         if lane.held is None:
             backlog = self.store.pending_count(lane.channel)
             size = 1 if lane.split or backlog <= self.settings.digest_threshold else self.settings.digest_max
@@ -477,8 +480,6 @@ class Drainer:
             if post_at > self.clock.now():
                 self.clock.sleep(post_at - self.clock.now())
         self._bucket.take()
-        if self.pacer is not None:
-            self.pacer(lane.channel)
         if not self.store.mark_attempt([d.id for d in rows], worker=self.worker):
             # Our claim lapsed (a long wait) and another drainer took the batch over: theirs now.
             self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})

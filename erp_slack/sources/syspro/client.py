@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import ssl
 import threading
@@ -105,6 +106,19 @@ def sanitise_url(url: str | httpx.URL) -> str:
             piece = f"{name}{sep}***"
         pieces.append(piece)
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pieces), ""))
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx logs every request URL at INFO; e.net URLs carry passwords and the session token
+    (§2.2), so the URL in those records is sanitised before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 2 and "/SYSPRO" in str(record.args[1]):
+            record.args = (record.args[0], sanitise_url(str(record.args[1])), *record.args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactRequestUrls())
 
 
 def _scrubber(secrets: Sequence[str | None]) -> Callable[[str], str]:
