@@ -483,7 +483,7 @@ class Drainer:
         if not self.store.mark_attempt([d.id for d in rows], worker=self.worker):
             # Our claim lapsed (a long wait) and another drainer took the batch over: theirs now.
             self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})
-            lane.held = None
+            lane.held, lane.post_at = None, post_at  # the channel's pacing still holds
             return self.clock.now()
         lane.attempt += 1
         # Read after the attempt is recorded, just before the request goes out: the interval
