@@ -42,8 +42,8 @@ class DynamicsGpCredentials(Block):
             include_unposted=self.include_unposted,
         )
 
-    def entities(self) -> tuple[Entity, ...]:
-        """The GP entities this block polls."""
+    def entities(self, *, date_cursors: bool = False) -> tuple[Entity, ...]:
+        """The GP entities this block polls (their UTC timestamps take dates as they are)."""
         return gp_entities(self.to_config())
 
     def get_client(self, *, audit: AuditHook = no_audit) -> SourceClient:

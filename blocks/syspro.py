@@ -49,9 +49,10 @@ class SysproCredentials(Block):
             timeout=self.timeout, page_size=self.page_size,
         )
 
-    def entities(self) -> tuple[Entity, ...]:
-        """The SYSPRO entities this block polls (cursors depend on the transport)."""
-        return syspro_entities(self.to_config())
+    def entities(self, *, date_cursors: bool = False) -> tuple[Entity, ...]:
+        """The SYSPRO entities this block polls (cursors depend on the transport; a backfill by
+        dates reads them by their date column)."""
+        return syspro_entities(self.to_config(), date_cursors=date_cursors)
 
     def get_client(self, *, audit: AuditHook = no_audit) -> SourceClient:
         """A SYSPRO client; use it as a context manager so the session is logged off."""

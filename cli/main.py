@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sqlalchemy.exc import SQLAlchemyError
+
     from erp_slack.errors import ConfigError, ErpSlackError
 
     try:
@@ -251,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except SQLAlchemyError as exc:
+        # The audit database: unreachable, wrong driver, wrong path. The URL is not repeated.
+        print(f"audit database error: {type(exc).__name__}: {getattr(exc, 'orig', exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

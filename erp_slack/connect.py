@@ -25,9 +25,10 @@ def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceCl
     )
 
 
-def syspro_entities(cfg: SysproConfig) -> tuple[Entity, ...]:
-    """SYSPRO's entities; their cursors depend on the transport (rowversion on e.net, dates on OData)."""
-    return tuple(entities_for(cfg.transport))
+def syspro_entities(cfg: SysproConfig, *, date_cursors: bool = False) -> tuple[Entity, ...]:
+    """SYSPRO's entities; their cursors depend on the transport (rowversion on e.net, dates on
+    OData). ``date_cursors`` gives the date-column variants, which both transports can read."""
+    return tuple(entities_for("odata" if date_cursors else cfg.transport))
 
 
 def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:

@@ -147,7 +147,8 @@ def poll_entity(
         res.bad += sum(1 for a in audits if a["kind"] == "bad_record")
         outcome = store.enqueue(
             source=entity.source, company=company, entity=entity.name, items=items, cursor_kind=kind,
-            watermark=None, dry_run=dry_run, flow_run_id=flow_run_id, audit=audits,
+            watermark=None, dry_run=dry_run, requeue_filtered=window.is_backfill,
+            flow_run_id=flow_run_id, audit=audits,
         )
         res.filtered += outcome.filtered
         res.duplicates += outcome.duplicates

@@ -210,28 +210,40 @@ class Store:
         cursor_kind: CursorKind,
         watermark: CursorValue | None,
         dry_run: bool = False,
+        requeue_filtered: bool = False,
         flow_run_id: str | None = None,
         audit: Sequence[Mapping[str, Any]] = (),
     ) -> EnqueueResult:
         """Insert a page's deliveries, write its audit rows and advance the watermark, atomically.
 
         A (record key, version) already in the outbox is skipped; a known key with a new version
-        becomes an ``updated`` (or ``status_change``) event listing what changed.
+        becomes an ``updated`` (or ``status_change``) event listing what changed. A dry run
+        compares with live rows too, so it shows what a live run would post. With
+        ``requeue_filtered`` (a live backfill), a version recorded earlier as ``filtered`` (by a
+        route since changed, or the first-run baseline) that now routes to a channel is queued.
         """
         result = EnqueueResult()
         now = utcnow()
         with self.engine.begin() as conn:
             prior = self._latest_versions(conn, source, company, entity, {i.record_key for i in items}, dry_run)
             rows = []
+            revive: list[tuple[int, NewDelivery]] = []
             seen: set[tuple[str, str]] = set()
             for item in items:
+                rehearse_revival = False
                 if (item.record_key, item.version) in seen or item.version in prior.get(item.record_key, {}).get("versions", ()):
-                    result.duplicates += 1
-                    continue
+                    was_filtered = prior.get(item.record_key, {}).get("filtered", {}).get(item.version)
+                    if requeue_filtered and item.status == "pending" and was_filtered is not None:
+                        revive.append((was_filtered, item))
+                        continue
+                    if not (requeue_filtered and item.status == "dry-run" and was_filtered is not None):
+                        result.duplicates += 1
+                        continue
+                    rehearse_revival = True  # a dry-run backfill shows what the live one would revive
                 seen.add((item.record_key, item.version))
                 event_kind, changes = "created", None
                 before = prior.get(item.record_key)
-                if before is not None:
+                if before is not None and not rehearse_revival:
                     changes = [c for c in _diff(before["fields"], item.fields) if not item.watch or c[0] in item.watch]
                     if not changes:
                         # A new hash but no watched field differs (a rehash, say): not news.
@@ -239,7 +251,7 @@ class Store:
                         continue
                     sf = item.status_field
                     event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
-                prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields})
+                prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields, "filtered": {}})
                 prior[item.record_key]["versions"].add(item.version)
                 prior[item.record_key]["fields"] = item.fields
                 rows.append(
@@ -268,6 +280,14 @@ class Store:
                         result.new += 1
                     else:
                         result.updated += 1
+            for row_id, item in revive:
+                conn.execute(
+                    update(deliveries).where(deliveries.c.id == row_id, deliveries.c.status == "filtered").values(
+                        status="pending", channel=item.channel, reason=f"backfill: {item.reason}", updated_at=now,
+                    )
+                )
+                result.ids.append(row_id)
+                result.new += 1
             for a in audit:
                 self._audit(conn, flow_run_id=flow_run_id, **a)
             if watermark is not None and not dry_run:
@@ -296,17 +316,22 @@ class Store:
         for i in range(0, len(keys_list), 500):  # stay under bind-parameter limits
             chunk = keys_list[i : i + 500]
             q = (
-                select(deliveries.c.record_key, deliveries.c.version, deliveries.c.fields)
+                select(deliveries.c.id, deliveries.c.record_key, deliveries.c.version, deliveries.c.fields,
+                       deliveries.c.status, deliveries.c.dry_run)
                 .where(
                     deliveries.c.source == source, deliveries.c.company == company, deliveries.c.entity == entity,
-                    deliveries.c.dry_run == dry_run, deliveries.c.record_key.in_(chunk),
+                    deliveries.c.record_key.in_(chunk),
                 )
                 .order_by(deliveries.c.id)
             )
+            if not dry_run:
+                q = q.where(deliveries.c.dry_run.is_(False))  # what was only rehearsed is still news
             for r in conn.execute(q):
-                slot = out.setdefault(r.record_key, {"versions": set(), "fields": {}})
+                slot = out.setdefault(r.record_key, {"versions": set(), "fields": {}, "filtered": {}})
                 slot["versions"].add(r.version)
                 slot["fields"] = json.loads(r.fields)
+                if r.status == "filtered" and not r.dry_run:
+                    slot["filtered"][r.version] = r.id
         return out
 
     # --- audit ----------------------------------------------------------------------------

@@ -52,6 +52,9 @@ def _maybe(block_type: Any, name: str | None) -> Any:
     if not name:
         return None
     try:
-        return block_type.load(name).to_config()
-    except ValueError:  # no such block: that source is not configured here
-        return None
+        block = block_type.load(name)
+    except ValueError as exc:
+        if "Unable to find block document" in str(exc):
+            return None  # that source is not configured here
+        raise
+    return block.to_config()  # a badly filled block fails here, naming the field

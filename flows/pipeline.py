@@ -14,8 +14,8 @@ from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
 from erp_slack.alerts import clear_alert, raise_alert
-from erp_slack.errors import SourceAuthFailed, SourceUnavailable
-from erp_slack.model import Entity
+from erp_slack.errors import ConfigError, SourceAuthFailed, SourceUnavailable
+from erp_slack.model import Entity, parse_cursor
 from erp_slack.pipeline import PollResult, Window
 from erp_slack.report import summary_markdown
 from erp_slack.routing import Rule
@@ -25,7 +25,7 @@ from erp_slack.sources.base import SourceClient
 from erp_slack.store import Store
 from tasks import deliver, extract_entity
 
-__all__ = ["SourceBlock", "RunSummary", "run_source", "select_entities", "source_lock_name"]
+__all__ = ["SourceBlock", "RunSummary", "run_source", "select_entities", "source_lock_name", "window_entities"]
 
 
 class SourceBlock(Protocol):
@@ -34,7 +34,7 @@ class SourceBlock(Protocol):
     @property
     def company_name(self) -> str: ...
 
-    def entities(self) -> tuple[Entity, ...]: ...
+    def entities(self, *, date_cursors: bool = False) -> tuple[Entity, ...]: ...
 
     def get_client(self, *, audit: Any) -> SourceClient: ...
 
@@ -81,6 +81,31 @@ def source_lock_name(source: str, company: str) -> str:
     return f"erp-source-{source}-{slug}"
 
 
+def window_entities(creds: SourceBlock, selected: list[Entity], window: Window) -> list[Entity]:
+    """The entities a backfill reads, with its window checked before anything logs on.
+
+    A SYSPRO e.net entity watches the TimeStamp rowversion, which has no relation to dates; a
+    backfill given dates reads the same documents by their date column instead (reference
+    syspro.md §5.5), so an operator can always say "October".
+    """
+    if not window.is_backfill:
+        return selected
+    bounds = [("since", window.since), ("until", window.until)]
+    wants_dates = any(v is not None and not str(v).strip().lstrip("-").isdigit() for _, v in bounds)
+    if wants_dates and any(e.cursor.kind == "rowversion" for e in selected):
+        dated = {e.name: e for e in creds.entities(date_cursors=True)}
+        selected = [dated.get(e.name, e) if e.cursor.kind == "rowversion" else e for e in selected]
+    for entity in selected:
+        for name, value in bounds:
+            if value is None:
+                continue
+            try:
+                parse_cursor(entity.cursor.kind, value)
+            except ValueError as exc:
+                raise ConfigError(name, f"{value!r} is not a {entity.cursor.kind} for {entity.name} ({exc})") from None
+    return selected
+
+
 def _flow_run_id() -> str | None:
     rid = runtime.flow_run.id
     return str(rid) if rid else None
@@ -108,7 +133,7 @@ def run_source(
     company = creds.company_name
     summary = RunSummary(source, company, dry_run=dry_run)
     window = Window(since, until)
-    selected = select_entities(creds.entities(), entities)
+    selected = window_entities(creds, select_entities(creds.entities(), entities), window)
     rules = list(routes)
     if window.is_backfill:
         logger.info("Backfill window since=%s until=%s (the live watermark is not moved)", since, until)

@@ -129,3 +129,17 @@ def test_report_and_requeue_on_an_empty_store(tmp_path, capsys):
     assert "_nothing yet_" in capsys.readouterr().out
     assert main(["requeue", "--db", db]) == 0
     assert "0 failed deliveries put back" in capsys.readouterr().out
+
+
+def test_an_unreachable_audit_database_is_a_message_not_a_traceback(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    assert main(["report", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("audit database error: OperationalError") and "Traceback" not in err
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path, capsys):
+    p = tmp_path / "cp1252.toml"
+    p.write_bytes(GOOD.replace("OP", "Müller").encode("cp1252"))
+    assert main(["config", "validate", str(p)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err

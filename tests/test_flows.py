@@ -111,3 +111,33 @@ def test_one_failing_entity_does_not_stop_the_others_or_delivery(
     assert {r["entity"] for r in store.deliveries(status="sent")} >= {"purchase_order", "goods_receipt"}
     assert not store.deliveries(entity="ap_invoice")
     assert len(slack_sim.sim.posted("#finance-alerts")) == 1
+
+
+def test_a_date_backfill_on_enet_posts_what_the_baseline_held_back(
+    prefect_harness, block_names, syspro_sim, slack_sim, tmp_path
+):
+    from erp_slack.errors import ConfigError
+    from erp_slack.store import Store
+    from flows.syspro import syspro_to_slack
+
+    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
+                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
+
+    syspro_to_slack(**names, entities=["ap_invoice"])  # baseline: nothing posted
+    assert slack_sim.sim.posted() == []
+    held_back = len(Store(db).deliveries(status="filtered"))
+
+    with pytest.raises(ConfigError, match="since"):
+        syspro_to_slack(**names, entities=["ap_invoice"], since="last tuesday")
+
+    # e.net watches the TimeStamp rowversion; a backfill by dates reads the invoices' dates.
+    dry = syspro_to_slack(**names, entities=["ap_invoice"], since="2000-01-01", until="2100-01-01", dry_run=True)
+    assert dry["polls"][0]["dry_run_rows"] == held_back and slack_sim.sim.posted() == []
+    live = syspro_to_slack(**names, entities=["ap_invoice"], since="2000-01-01", until="2100-01-01")
+    assert live["delivered_records"] == held_back
+    again = syspro_to_slack(**names, entities=["ap_invoice"], since="2000-01-01", until="2100-01-01")
+    assert again["delivered_records"] == 0  # never posted twice

@@ -202,3 +202,21 @@ def test_only_the_claiming_worker_can_change_or_send_its_rows(store: Store):
     assert store.counts() == {"sent": 1}
     store.release([row.id], worker="A", error="late", retry_at=None)  # a sent row stays sent
     assert store.counts() == {"sent": 1}
+
+
+def test_a_dry_run_compares_with_live_rows(store: Store):
+    _enqueue(store, [_item("A"), _item("B")])
+    res = _enqueue(store, [_item("A", delivery="dry-run"), _item("C", delivery="dry-run")], dry_run=True)
+    assert (res.new, res.duplicates) == (1, 1)  # A is already live; only C would be posted
+
+
+def test_a_live_backfill_revives_filtered_versions_that_now_route(store: Store):
+    _enqueue(store, [_item("A", channel="", delivery="filtered"), _item("B", channel="", delivery="filtered")])
+    res = store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[_item("A")],
+                        cursor_kind="rowversion", watermark=None, requeue_filtered=True)
+    assert res.new == 1
+    rows = {r["record_key"]: r for r in store.deliveries()}
+    assert rows["A"]["status"] == "pending" and rows["A"]["channel"] == "#ap" and rows["A"]["reason"].startswith("backfill")
+    assert rows["B"]["status"] == "filtered"
+    again = _enqueue(store, [_item("A")])  # a normal poll never revives
+    assert again.duplicates == 1
