@@ -176,14 +176,17 @@ url = "sqlite:///{db}"
             posted = len(slack.posted())
             assert posted > 0
 
-            # A dry-run backfill over all history: posts nothing, records dry-run rows.
+            # A dry-run backfill over all history, after a new invoice arrived: it posts nothing
+            # and records as dry-run exactly what a live run would post (the new invoice and its
+            # AP journal entry), not what was posted already.
+            syspro.insert_invoice(invoice="DRY-RUN-1", amount="777.00")
             backfill = _deployment_run(env, "syspro-to-slack/backfill", "since=0", "dry_run=true")
             assert _wait_done(api, backfill) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert len(slack.posted()) == posted
             with create_engine(f"sqlite:///{db}").connect() as conn:
-                dry = conn.execute(text("SELECT COUNT(*) FROM deliveries WHERE status = 'dry-run'")).scalar()
-                sent = conn.execute(text("SELECT COUNT(*) FROM deliveries WHERE status = 'sent' AND source = 'syspro'")).scalar()
-            assert dry > 0 and dry == sent  # every document the live run posted, recorded as would-be
+                dry = conn.execute(text("SELECT entity, record_key FROM deliveries WHERE status = 'dry-run'")).all()
+            assert {e for e, _ in dry} == {"ap_invoice", "ap_journal"} and len(dry) == 2
+            assert any(k.endswith("|DRY-RUN-1") for e, k in dry if e == "ap_invoice")
         finally:
             worker.terminate()
             try:
