@@ -14,14 +14,20 @@ def _slack_block(slack_sim, name: str) -> None:
              ops_channel="#finance-alerts").save(name, overwrite=True)
 
 
-def test_syspro_flow_posts_seeded_documents_once(prefect_harness, block_names, syspro_sim, slack_sim, tmp_path):
-    from flows.syspro import syspro_to_slack
-
+def _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path) -> str:
+    """Save SYSPRO, Slack and audit blocks pointing at the simulators; returns the audit URL."""
     SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
                       company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
     _slack_block(slack_sim, block_names["slack"])
     db = f"sqlite:///{tmp_path / 'audit.db'}"
     AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    return db
+
+
+def test_syspro_flow_posts_seeded_documents_once(prefect_harness, block_names, syspro_sim, slack_sim, tmp_path):
+    from flows.syspro import syspro_to_slack
+
+    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"],
                  first_run="post")
 
@@ -71,11 +77,7 @@ def test_first_run_baseline_records_history_without_posting_then_posts_changes(
     from flows.syspro import syspro_to_slack
     from erp_slack.store import Store
 
-    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
-                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
-    _slack_block(slack_sim, block_names["slack"])
-    db = f"sqlite:///{tmp_path / 'audit.db'}"
-    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
 
     first = syspro_to_slack(**names)  # first_run defaults to "baseline"
@@ -96,11 +98,7 @@ def test_one_failing_entity_does_not_stop_the_others_or_delivery(
     from erp_slack.store import Store
     from flows.syspro import syspro_to_slack
 
-    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
-                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
-    _slack_block(slack_sim, block_names["slack"])
-    db = f"sqlite:///{tmp_path / 'audit.db'}"
-    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     # SYSPRO refuses the first query (the invoices) with an e.net error: not worth retrying.
     syspro_sim.sim.inject("error_text", path="Query/Query", text="ERROR: Access denied to table ApInvoice")
     with pytest.raises(SourceUnavailable, match="Access denied"):
@@ -120,11 +118,7 @@ def test_a_date_backfill_on_enet_posts_what_the_baseline_held_back(
     from erp_slack.store import Store
     from flows.syspro import syspro_to_slack
 
-    SysproCredentials(base_url=syspro_sim.url, operator=syspro_sim.operator, operator_password=syspro_sim.password,
-                      company_id=syspro_sim.company).save(block_names["syspro"], overwrite=True)
-    _slack_block(slack_sim, block_names["slack"])
-    db = f"sqlite:///{tmp_path / 'audit.db'}"
-    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
 
     syspro_to_slack(**names, entities=["ap_invoice"])  # baseline: nothing posted
