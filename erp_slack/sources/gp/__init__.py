@@ -1,6 +1,3 @@
-"""Microsoft Dynamics GP: the Service Based Architecture REST client and the entity table."""
-
-from erp_slack.sources.gp.client import GpClient
-from erp_slack.sources.gp.entities import ENTITIES
-
-__all__ = ["GpClient", "ENTITIES"]
+"""Microsoft Dynamics GP: the Service Based Architecture REST client (``client``) and the entity
+table (``entities``). Import them from their modules: the package itself stays light, so reading
+the entity tables never loads the HTTP and NTLM stacks."""

@@ -1,6 +1,3 @@
-"""SYSPRO: e.net Solutions REST and OData clients, and the entity tables."""
-
-from erp_slack.sources.syspro.client import SysproEnetClient, SysproODataClient, connect
-from erp_slack.sources.syspro.entities import ENTITIES, ENTITIES_ODATA, entities_for
-
-__all__ = ["SysproEnetClient", "SysproODataClient", "connect", "ENTITIES", "ENTITIES_ODATA", "entities_for"]
+"""SYSPRO: the e.net Solutions REST and OData clients (``client``) and the entity tables
+(``entities``). Import them from their modules: the package itself stays light, so reading the
+entity tables never loads the HTTP stack."""
