@@ -838,13 +838,16 @@ def test_a_second_drainer_taking_over_during_a_long_retry_after_does_not_double_
     store: Store, slack_sim: SlackSimServer
 ) -> None:
     seed(store, 1, channels=["#ap-invoices"])
-    slack_sim.sim.inject("chat.postMessage", retry_after=20)  # 1 s at the simulator's scale
+    slack_sim.sim.inject("chat.postMessage", retry_after=60)  # 3 s at the simulator's scale
     first = threading.Thread(target=drain, args=(store, slack_sim))
     first.start()
     deadline = time.monotonic() + 10
     while not any(c.status == 429 for c in post_calls(slack_sim)) and time.monotonic() < deadline:
         time.sleep(0.01)
-    drain(store, slack_sim, lease=timedelta(0))  # takes the waiting batch over and posts it
+    # The first drainer is waiting out Retry-After; its claim is older than this drainer's
+    # lease, so it takes the batch over and posts it while the first one still waits.
+    time.sleep(0.6)
+    drain(store, slack_sim, lease=timedelta(seconds=0.5))
     first.join()
     assert_each_sent_once(store, slack_sim)
     assert audit_kinds(store)["claim_lost"] == 1

@@ -310,6 +310,7 @@ class _Lane:
     simplified: bool = False
     split: bool = False
     reconcile: str | None = None  # why the held batch must be looked for in Slack before resending
+    digesting: bool = False  # the lane has sent digests in this drain
     post_at: float | None = None  # earliest start of the next post (set by a successful post)
     lead: float = 0.0  # how long the last paced step took to get ready to post (claim, render)
     stats: LaneStats = field(default_factory=LaneStats)
@@ -460,7 +461,11 @@ class Drainer:
             self.pacer(lane.channel)
         if lane.held is None:
             backlog = self.store.pending_count(lane.channel)
-            size = 1 if lane.split or backlog <= self.settings.digest_threshold else self.settings.digest_max
+            # A lane that went to digests stays with them for its tail: five single messages
+            # after a digest would take five more seconds than one short digest.
+            deep = backlog > self.settings.digest_threshold or (lane.digesting and backlog > 1)
+            size = self.settings.digest_max if deep and not lane.split else 1
+            lane.digesting = lane.digesting or size > 1
             lane.held = self.store.claim(lane.channel, size, worker=self.worker) or None
             lane.attempt, lane.simplified = 0, False
             if lane.held is None:
