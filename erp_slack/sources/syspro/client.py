@@ -27,6 +27,7 @@ import re
 import ssl
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -638,7 +639,7 @@ def _decimal(value: Any) -> Decimal | None:
     return d if d.is_finite() else None
 
 
-class _SysproClient:
+class _SysproClient(ABC):
     """What both transports share: pages(), derived columns, the retry loop, the context manager."""
 
     source: ClassVar[str] = "syspro"
@@ -721,12 +722,14 @@ class _SysproClient:
 
     # -- transport hooks --
 
+    @abstractmethod
     def _cursor_value(self, cursor: Cursor, value: CursorValue) -> Any:
-        raise NotImplementedError
+        """A cursor value in this transport's literal form (COMFND text or an OData literal)."""
 
+    @abstractmethod
     def _scan(self, table: str, columns: Sequence[str], where: Where, order: Sequence[str],
               unique_first: bool, limit: int | None) -> Iterator[_RawPage]:
-        raise NotImplementedError
+        """Raw pages of ``table`` matching ``where`` in ``order`` (each transport pages its own way)."""
 
     # -- derived columns (entities.py: Lookup, Rollup, Period, SignSplit) --
 
