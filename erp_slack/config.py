@@ -12,7 +12,7 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -70,23 +70,17 @@ def _check_entities(names: list[str] | None, source: str) -> list[str] | None:
     return names
 
 
-class SysproConfig(_Model):
-    """Where SYSPRO is and how to log on (reference/syspro.md §2 and §4)."""
+class _SourceConfig(_Model):
+    """What every source section has: where it is, TLS, timeouts, which entities, first run."""
+
+    SOURCE: ClassVar[str]
 
     enabled: bool = True
-    transport: Literal["enet", "odata"] = "enet"
     base_url: str
-    operator: str
-    operator_password: SecretStr = SecretStr("")
-    company_id: str
-    company_password: SecretStr = SecretStr("")
-    odata_password: SecretStr = SecretStr("")
     verify: bool | str = True
     timeout: float = Field(default=30.0, gt=0)
-    page_size: int = Field(default=500, ge=1, le=5000)
     entities: list[str] | None = None
     first_run: Literal["baseline", "post"] = "baseline"
-    interval_minutes: int = Field(default=5, ge=5, le=15)
 
     @field_validator("base_url")
     @classmethod
@@ -96,7 +90,22 @@ class SysproConfig(_Model):
     @field_validator("entities")
     @classmethod
     def _entities(cls, v: list[str] | None) -> list[str] | None:
-        return _check_entities(v, "syspro")
+        return _check_entities(v, cls.SOURCE)
+
+
+class SysproConfig(_SourceConfig):
+    """Where SYSPRO is and how to log on (reference/syspro.md §2 and §4)."""
+
+    SOURCE: ClassVar[str] = "syspro"
+
+    transport: Literal["enet", "odata"] = "enet"
+    operator: str
+    operator_password: SecretStr = SecretStr("")
+    company_id: str
+    company_password: SecretStr = SecretStr("")
+    odata_password: SecretStr = SecretStr("")
+    page_size: int = Field(default=500, ge=1, le=5000)
+    interval_minutes: int = Field(default=5, ge=5, le=15)
 
     @model_validator(mode="after")
     def _password_for_transport(self) -> "SysproConfig":
@@ -123,32 +132,18 @@ class ScheduleConfig(_Model):
         return v
 
 
-class GpConfig(_Model):
+class GpConfig(_SourceConfig):
     """Where Dynamics GP's Service Based Architecture is and the Windows account to use
     (reference/dynamics_gp.md §1)."""
 
-    enabled: bool = True
-    base_url: str
+    SOURCE: ClassVar[str] = "gp"
+
     tenant: str = "DefaultTenant"
     company: str
     username: str
     password: SecretStr
-    verify: bool | str = True
-    timeout: float = Field(default=30.0, gt=0)
     include_unposted: bool = False
-    entities: list[str] | None = None
-    first_run: Literal["baseline", "post"] = "baseline"
     schedule: ScheduleConfig = ScheduleConfig()
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_url(cls, v: str) -> str:
-        return _url(v)
-
-    @field_validator("entities")
-    @classmethod
-    def _entities(cls, v: list[str] | None) -> list[str] | None:
-        return _check_entities(v, "gp")
 
     @field_validator("username")
     @classmethod
