@@ -5,6 +5,9 @@
     ├── SourceError
     │   ├── SourceUnavailable    try again later (network, 5xx, timeouts, malformed replies)
     │   ├── SourceAuthFailed     skip this cycle, audit it, alert (wrong password, no access)
+    │   ├── SourceAccessDenied   one resource refused (403 on GL): fail that entity, others flow
+    │   ├── EntityNotOffered     the server has no such resource (404 on an optional one): skip
+    │   │                        it and keep it in its first-run state
     │   └── SourceSessionExpired the session token is no longer valid: log on again once
     ├── BadRecord            quarantine this row, keep going (carries entity, key, reason)
     └── SlackError
@@ -26,6 +29,8 @@ __all__ = [
     "SourceUnavailable",
     "SourceAuthFailed",
     "SourceSessionExpired",
+    "SourceAccessDenied",
+    "EntityNotOffered",
     "BadRecord",
     "SlackError",
     "SlackUnavailable",
@@ -49,21 +54,57 @@ class ConfigError(ErpSlackError):
 
 
 class SourceError(ErpSlackError):
-    """Something went wrong talking to an ERP."""
+    """Something went wrong talking to an ERP.
 
-    def __init__(self, message: str, *, source: str = "", url: str = "", status: int | None = None) -> None:
+    ``advice`` says what a person should do about it (shown by the CLI and in ops alerts); each
+    subclass has a default, and a client may give a more precise one.
+    """
+
+    advice = "See the run's log for details."
+
+    def __init__(self, message: str, *, source: str = "", url: str = "", status: int | None = None,
+                 advice: str | None = None) -> None:
         self.source = source
         self.url = url  # always sanitised by the client before it gets here
         self.status = status
+        if advice is not None:
+            self.advice = advice
         super().__init__(message)
 
 
 class SourceUnavailable(SourceError):
     """The ERP did not answer usefully this time; a later attempt may work."""
 
+    advice = "Check that the ERP's web service is running and reachable from the worker."
+
 
 class SourceAuthFailed(SourceError):
     """The ERP refused our credentials or access; retrying will not help until they change."""
+
+    advice = "Check the user name and password in the credentials block, then wait for the next run."
+
+
+class SourceAccessDenied(SourceError):
+    """The ERP accepted our credentials but refuses one resource (GP: a security task missing).
+
+    Only the entity reading ``resource`` fails; every other entity of the run still flows.
+    """
+
+    advice = "Grant the integration account read access to this resource in the ERP's security setup."
+
+    def __init__(self, message: str, *, resource: str = "", **kwargs: object) -> None:
+        self.resource = resource
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class EntityNotOffered(SourceError):
+    """The ERP does not offer this (optional) resource at all (HTTP 404 on GP's GL).
+
+    Not a failure: the entity is skipped and stays in its first-run state, so that when the
+    resource appears later its history is treated like any first run (baseline), not as news.
+    """
+
+    advice = "Nothing to do unless you expected this resource; the entity is skipped."
 
 
 class SourceSessionExpired(SourceError):

@@ -225,6 +225,10 @@ class Page:
         next_token: Opaque token of the next page, or None on the last page.
         row_count: Rows the server returned (before any client-side filtering).
         problems: (raw row or None, reason) pairs the client could not even turn into a row.
+        server_time: The ERP server's clock when it answered (its HTTP ``Date`` header, UTC),
+            if it said. The pipeline caps time-based watermarks at the first page's
+            ``server_time`` (or its own clock), so a row stamped in the future never moves
+            the watermark past the moment the poll started.
     """
 
     rows: tuple[Mapping[str, Any], ...]
@@ -232,6 +236,7 @@ class Page:
     next_token: str | None = None
     row_count: int = 0
     problems: tuple[tuple[Any, str], ...] = ()
+    server_time: datetime | None = None
 
 
 # --- value parsing -------------------------------------------------------------------------

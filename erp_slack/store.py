@@ -29,6 +29,10 @@ _DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_ru
 __all__ = ["Store", "NewDelivery", "Delivery", "EnqueueResult", "utcnow", "redact_url"]
 
 
+# How the reason of a row held back by the first-run baseline begins (the pipeline writes it).
+BASELINE_REASON = "baseline:"
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -197,6 +201,24 @@ class Store:
                     watermarks.c.source == source, watermarks.c.company == company, watermarks.c.entity == entity
                 )
             )
+
+    def has_deliveries(self, source: str, company: str, entity: str) -> bool:
+        """Whether the outbox holds a live row of this (source, company, entity) other than the
+        first-run baseline's.
+
+        The first-run baseline applies only where it holds none, so a lost watermark or a
+        switched SYSPRO transport never silences news, while a baseline cut short by a crash
+        carries on as a baseline.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(deliveries.c.id).where(
+                    deliveries.c.source == source, deliveries.c.company == company,
+                    deliveries.c.entity == entity, deliveries.c.dry_run.is_(False),
+                    ~and_(deliveries.c.status == "filtered", func.coalesce(deliveries.c.reason, "").like(f"{BASELINE_REASON}%")),
+                ).limit(1)
+            ).first()
+        return row is not None
 
     # --- enqueue --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
 from erp_slack.alerts import clear_alert, raise_alert
-from erp_slack.errors import ConfigError, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceError, SourceUnavailable
 from erp_slack.model import Entity, parse_cursor
 from erp_slack.pipeline import PollResult, Window
 from erp_slack.report import summary_markdown
@@ -106,6 +106,14 @@ def window_entities(creds: SourceBlock, selected: list[Entity], window: Window) 
     return selected
 
 
+def _describe(details: Any) -> str:
+    """One log line's text for a client's audit event (its message, else its facts)."""
+    text = details.get("message") or details.get("reason")
+    if text:
+        return str(text)
+    return ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "")) or "(no details)"
+
+
 def _flow_run_id() -> str | None:
     rid = runtime.flow_run.id
     return str(rid) if rid else None
@@ -140,7 +148,7 @@ def run_source(
 
     def audit_hook(kind: str, details: Any) -> None:
         store.audit(kind, source=source, company=company, details=dict(details), flow_run_id=run_id)
-        logger.info("%s: %s", kind, details.get("message") or "")
+        logger.info("%s: %s", kind, _describe(details))
 
     def alert(problem: str, advice: str) -> None:
         try:
@@ -150,6 +158,7 @@ def run_source(
             logger.exception("could not record the alert")
 
     failure: Exception | None = None
+    refused: list[str] = []  # "entity: what failed" for each entity that could not be read
     try:
         # One run per source and company at a time across every worker (a scheduled run and a
         # backfill would evict each other's SYSPRO session: one session per operator). The limit
@@ -159,14 +168,18 @@ def run_source(
             for entity in selected:
                 try:
                     result = extract_entity(client, entity, store, rules, window, dry_run, first_run, run_id)
-                except SourceUnavailable as exc:
+                except (SourceUnavailable, SourceAccessDenied) as exc:
                     # One unreadable table must not stop the others (nor delivery).
                     store.audit("entity_failed", source=source, company=company, entity=entity.name,
-                                message=str(exc), flow_run_id=run_id)
-                    logger.error("%s: %s", entity.name, exc)
+                                message=str(exc), details={"advice": exc.advice}, flow_run_id=run_id)
+                    logger.error("%s: %s (%s)", entity.name, exc, exc.advice)
+                    refused.append(f"{entity.name}: {exc}")
                     failure = failure or exc
                     continue
                 summary.polls.append(result)
+                if result.skipped:
+                    logger.info("%s: skipped, %s", entity.name, result.skipped)
+                    continue
                 logger.info(
                     "%s: %d rows seen, %d new, %d updated, %d filtered, %d quarantined; watermark %s → %s",
                     entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.bad,
@@ -190,10 +203,11 @@ def run_source(
     if isinstance(failure, SourceAuthFailed):
         # The client already audited the refusal itself; this row says what the run did about it.
         store.audit("cycle_skipped", source=source, company=company, message=str(failure), flow_run_id=run_id)
-        alert(str(failure), "Check the user name and password in the credentials block, then wait for the next run.")
+        alert(str(failure), failure.advice)
         raise failure
-    if isinstance(failure, SourceUnavailable):
-        alert(str(failure), "Check that the ERP's web service is running and reachable from the worker.")
+    if isinstance(failure, SourceError):
+        # Every entity that failed is named in one alert; the others were read and delivered.
+        alert("; ".join(refused) or str(failure), failure.advice)
         raise failure
     if failure is not None:
         alert(f"The run failed: {type(failure).__name__}: {failure}", "See this flow run's logs in the Prefect UI.")

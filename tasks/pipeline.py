@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from erp_slack.errors import ConfigError, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceUnavailable
 from erp_slack.model import Entity
 from erp_slack.pipeline import PollResult, Window, poll_entity
 from erp_slack.routing import Rule
@@ -19,11 +19,11 @@ from erp_slack.store import Store
 
 
 def _retry_unless_auth(task: Task, task_run: TaskRun, state: State) -> bool:
-    # A wrong password stays wrong: retrying would only lock the account (DESIGN §1, GP 401).
+    # A wrong password stays wrong: retrying would only lock the account.
     try:
         state.result()
-    except SourceAuthFailed:
-        return False
+    except (SourceAuthFailed, SourceAccessDenied):
+        return False  # refused credentials or a refused resource stay refused until a person acts
     except SourceUnavailable as exc:
         # SYSPRO marks a refusal of the query itself (no access to a table) as not transient.
         return getattr(exc, "transient", True)
