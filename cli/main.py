@@ -82,6 +82,8 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from cli.apply import apply_config, run_flow
 
+    if not args.debug:
+        _console_without_tracebacks()
     cfg = _load(args.config)
     console = _console()
     with console.status("Saving blocks…"):
@@ -150,6 +152,26 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     return serve_simulators_forever(args)
 
 
+def _console_without_tracebacks() -> None:
+    """Prefect's console log shows a failed run's traceback; at the terminal one line says it
+    (``main``). Only the console handlers leave the traceback out — every other handler gets
+    the record whole, so the flow run in the Prefect UI still fails with the full error — and
+    ``--debug`` shows it here too. Prefect re-creates its handlers when a temporary server
+    starts, so the class is adjusted rather than today's instances."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    format_record = PrefectConsoleHandler.format
+
+    def format_without_traceback(self: logging.Handler, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return format_record(self, record)
+
+    PrefectConsoleHandler.format = format_without_traceback  # type: ignore[method-assign]
+
+
 def _store(args: argparse.Namespace) -> Any:
     from erp_slack.store import Store
 
@@ -205,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--since", help="backfill from this cursor value (date, timestamp or rowversion)")
     r.add_argument("--until", help="backfill up to (not including) this cursor value")
     r.add_argument("--entities", help="comma-separated entity names (default: all)")
+    r.add_argument("--debug", action="store_true", help="show Python tracebacks of a failed run")
     r.set_defaults(fn=cmd_run)
 
     k = sub.add_parser("check", help="log on to every configured system and check Slack; posts nothing")
@@ -239,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Before Prefect is imported (it reads its settings then): no telemetry from any Prefect
+    # server this command starts; a finance server has no business calling out.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     from sqlalchemy.exc import SQLAlchemyError
 
     from erp_slack.errors import ConfigError, ErpSlackError
@@ -249,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except ErpSlackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            raise
+        advice = getattr(exc, "advice", "")
+        print(f"error: {exc}" + (f" — {advice}" if advice else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

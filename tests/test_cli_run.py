@@ -1,0 +1,75 @@
+"""``erp-slack run`` as a person meets it: a failed run is one line on stderr, never a traceback.
+
+The command runs in a child process with a fresh HOME and no Prefect variables, against the
+simulators served by this test, exactly as someone types it after following the README.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.prefect
+
+ERP_SLACK = str(Path(sys.executable).parent / "erp-slack")
+
+
+def _config(tmp_path: Path, syspro_sim, slack_sim, *, password: str) -> Path:
+    path = tmp_path / "erp-slack.toml"
+    path.write_text(f"""
+[syspro]
+base_url = "{syspro_sim.url}"
+operator = "{syspro_sim.operator}"
+operator_password = "{password}"
+company_id = "{syspro_sim.company}"
+first_run = "post"
+
+[slack]
+token = "{slack_sim.token}"
+base_url = "{slack_sim.url}"
+ops_channel = "#finance-alerts"
+
+[audit]
+url = "sqlite:///{tmp_path / 'audit.db'}"
+""")
+    return path
+
+
+def _run(tmp_path: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ERP_SLACK_"))}
+    env["HOME"] = str(home)
+    return subprocess.run([ERP_SLACK, "run", "syspro", "--config", str(config), *extra], env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.parametrize("problem", ["wrong password", "refused table"])
+def test_a_failed_run_prints_what_failed_and_what_to_do_without_a_traceback(
+    tmp_path, syspro_sim, slack_sim, problem
+):
+    password = "wrong-pw-123" if problem == "wrong password" else syspro_sim.password
+    if problem == "refused table":
+        syspro_sim.sim.inject("error_text", path="Query/Query", text="ERROR: Access denied to table ApInvoice")
+    result = _run(tmp_path, _config(tmp_path, syspro_sim, slack_sim, password=password))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    if problem == "wrong password":
+        assert "Invalid operator password" in errors[0] and "Check the user name and password" in errors[0]
+    else:
+        assert "Access denied to table ApInvoice" in errors[0] and "reachable" in errors[0]
+    assert "wrong-pw-123" not in result.stderr + result.stdout
+    # The ops channel heard about it, once.
+    assert len(slack_sim.sim.posted("#finance-alerts")) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path, syspro_sim, slack_sim):
+    result = _run(tmp_path, _config(tmp_path, syspro_sim, slack_sim, password="wrong-pw-123"), "--debug")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "SourceAuthFailed" in result.stderr
