@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 from prefect.blocks.core import Block
 
@@ -28,6 +30,10 @@ class DynamicsGpCredentials(Block):
         default=True, description="True to verify TLS with the system CAs, or the path of a CA bundle file."
     )
     timeout: float = Field(default=30.0, description="Seconds to wait for one reply.")
+    lookback: timedelta | None = Field(
+        default=None, description="Re-read at least this far behind the watermark on every poll (default: each "
+        "entity's own). Widen it when documents are entered back-dated or late.",
+    )
     include_unposted: bool = Field(default=False, description="Also notify unposted (work) payables documents.")
 
     @property
@@ -39,7 +45,7 @@ class DynamicsGpCredentials(Block):
         return GpConfig(
             base_url=self.base_url, tenant=self.tenant, company=self.company, username=self.username,
             password=self.password, verify=self.verify, timeout=self.timeout,
-            include_unposted=self.include_unposted,
+            include_unposted=self.include_unposted, lookback=self.lookback,
         )
 
     def entities(self, *, date_cursors: bool = False) -> tuple[Entity, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -34,6 +35,10 @@ class SysproCredentials(Block):
         default=True, description="True to verify TLS with the system CAs, or the path of a CA bundle file."
     )
     timeout: float = Field(default=30.0, description="Seconds to wait for one reply.")
+    lookback: timedelta | None = Field(
+        default=None, description="Re-read at least this far behind the watermark on every poll (default: each "
+        "entity's own). Widen it when documents are entered back-dated or late.",
+    )
     page_size: int = Field(default=500, description="Rows per request (OData caps replies at 5,000).")
 
     @property
@@ -46,7 +51,7 @@ class SysproCredentials(Block):
             transport=self.transport, base_url=self.base_url, operator=self.operator,
             operator_password=self.operator_password, company_id=self.company_id,
             company_password=self.company_password, odata_password=self.odata_password, verify=self.verify,
-            timeout=self.timeout, page_size=self.page_size,
+            timeout=self.timeout, page_size=self.page_size, lookback=self.lookback,
         )
 
     def entities(self, *, date_cursors: bool = False) -> tuple[Entity, ...]:

@@ -23,14 +23,14 @@ def save_blocks(cfg: AppConfig) -> list[str]:
         SysproCredentials(
             transport=s.transport, base_url=s.base_url, operator=s.operator, operator_password=s.operator_password,
             company_id=s.company_id, company_password=s.company_password, odata_password=s.odata_password,
-            verify=s.verify, timeout=s.timeout, page_size=s.page_size,
+            verify=s.verify, timeout=s.timeout, page_size=s.page_size, lookback=s.lookback,
         ).save(BLOCK_NAMES["syspro"], overwrite=True)
         saved.append(f"block {BLOCK_NAMES['syspro']}: SYSPRO {s.transport} {s.base_url} company {s.company_id}")
     if cfg.dynamics_gp is not None:
         g = cfg.dynamics_gp
         DynamicsGpCredentials(
             base_url=g.base_url, tenant=g.tenant, company=g.company, username=g.username, password=g.password,
-            verify=g.verify, timeout=g.timeout, include_unposted=g.include_unposted,
+            verify=g.verify, timeout=g.timeout, include_unposted=g.include_unposted, lookback=g.lookback,
         ).save(BLOCK_NAMES["gp"], overwrite=True)
         saved.append(f"block {BLOCK_NAMES['gp']}: Dynamics GP {g.base_url} company {g.company}")
     sl = cfg.slack

@@ -9,8 +9,9 @@ values are never echoed in errors, reprs or summaries.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +31,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "resolve_secret",
+    "parse_duration",
 ]
 
 
@@ -48,6 +50,18 @@ def resolve_secret(value: str, path: str) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
+_UNIT = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"10m"``, ``"6h"``, ``"30d"`` (also ``"30 days"``) as a timedelta."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration; write it like \"10m\", \"6h\" or \"30d\"")
+    return timedelta(**{_UNIT[m[2][0].lower()]: float(m[1])})
 
 
 def _url(v: str) -> str:
@@ -81,6 +95,12 @@ class _SourceConfig(_Model):
     timeout: float = Field(default=30.0, gt=0)
     entities: list[str] | None = None
     first_run: Literal["baseline", "post"] = "baseline"
+    lookback: timedelta | None = None
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v) if isinstance(v, str) else v
 
     @field_validator("base_url")
     @classmethod

@@ -3,6 +3,11 @@ blocks, the connection check and the CLI)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+from datetime import timedelta
+from typing import Iterable
+
 from erp_slack.config import GpConfig, SysproConfig
 from erp_slack.model import Entity
 from erp_slack.sources.base import AuditHook, SourceClient, no_audit
@@ -11,7 +16,7 @@ from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
 from erp_slack.sources.syspro.client import connect as syspro_connect
 from erp_slack.sources.syspro.entities import entities_for
 
-__all__ = ["syspro_client", "syspro_entities", "gp_client", "gp_entities"]
+__all__ = ["syspro_client", "syspro_entities", "gp_client", "gp_entities", "with_lookback"]
 
 
 def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceClient:
@@ -28,7 +33,7 @@ def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceCl
 def syspro_entities(cfg: SysproConfig, *, date_cursors: bool = False) -> tuple[Entity, ...]:
     """SYSPRO's entities; their cursors depend on the transport (rowversion on e.net, dates on
     OData). ``date_cursors`` gives the date-column variants, which both transports can read."""
-    return tuple(entities_for("odata" if date_cursors else cfg.transport))
+    return with_lookback(entities_for("odata" if date_cursors else cfg.transport), cfg.lookback)
 
 
 def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:
@@ -41,4 +46,21 @@ def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:
 
 def gp_entities(cfg: GpConfig) -> tuple[Entity, ...]:
     """Dynamics GP's entities."""
-    return tuple(GP_ENTITIES)
+    return with_lookback(GP_ENTITIES, cfg.lookback)
+
+
+def with_lookback(entities: Iterable[Entity], lookback: timedelta | None) -> tuple[Entity, ...]:
+    """The entities with every date or time cursor re-reading at least ``lookback`` behind its
+    watermark. Never less than an entity's own lookback: that one covers what its column's
+    granularity needs (GP receipts change by the day), so a setting can only widen it. Date
+    cursors take whole days."""
+    if not lookback:
+        return tuple(entities)
+    out = []
+    for e in entities:
+        if e.cursor.kind != "rowversion":
+            wanted = timedelta(days=math.ceil(lookback / timedelta(days=1))) if e.cursor.kind == "date" else lookback
+            if wanted > e.cursor.lookback:
+                e = replace(e, cursor=replace(e.cursor, lookback=wanted))
+        out.append(e)
+    return tuple(out)
