@@ -56,7 +56,7 @@ class SlackBot(Block):
 
         def pace(channel: str) -> None:
             # A channel without its limit (added to the routes after `erp-slack up`) is paced
-            # locally only; every routed channel gets one at `up` (prefect.md §4).
+            # locally only; every routed channel gets one at `up`.
             rate_limit(gcl_name(channel), strict=False)
 
         return pace

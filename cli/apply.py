@@ -76,11 +76,19 @@ def update_deployments(cfg: AppConfig) -> list[str]:
                 # A source not configured must not run on a schedule; re-enabling resumes it.
                 update: dict[str, Any] = {"parameters": params, "paused": not enabled}
                 client.update_deployment(dep.id, DeploymentUpdate(**update))
+                changes = []
                 for sched in client.read_deployment_schedules(dep.id):
                     new = _schedule_for(cfg, sched.slug)
-                    if new is not None:
+                    if new is None:
+                        continue
+                    before, after = _describe_schedule(sched.schedule), _describe_schedule(new)
+                    if before != after:
                         client.update_deployment_schedule(dep.id, sched.id, schedule=new)
+                        changes.append(f"schedule now {after} (was {before})")
+                    else:
+                        changes.append(f"schedule unchanged: {after}")
                 done.append(f"deployment {flow_name}/{dep.name}: parameters updated"
+                            + "".join(f"; {c}" for c in changes)
                             + ("" if enabled else " (paused: source not configured)"))
     return done
 
@@ -97,10 +105,26 @@ def _schedule_for(cfg: AppConfig, slug: str | None) -> Any:
                                 anchor_date=datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")), timezone="UTC")
     if slug == "gp-daily" and cfg.dynamics_gp is not None:
         sched = cfg.dynamics_gp.schedule
-        # An aware anchor: Prefect would read a naive one as UTC (reference/prefect.md §1.1).
+        # An aware anchor: Prefect would read a naive one as UTC.
         anchor = datetime.combine(date(2026, 1, 5), sched.at, tzinfo=ZoneInfo(sched.timezone))
         return IntervalSchedule(interval=timedelta(days=1), anchor_date=anchor, timezone=sched.timezone)
     return None
+
+
+def _describe_schedule(schedule: Any) -> str:
+    """An interval schedule as a person says it ("every 10 minutes", "daily at 07:30 Europe/Berlin")."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    interval = getattr(schedule, "interval", None)
+    if interval is None:
+        return str(schedule)
+    if interval == timedelta(days=1):
+        tz = getattr(schedule, "timezone", None) or "UTC"
+        local = schedule.anchor_date.astimezone(ZoneInfo(tz))
+        return f"daily at {local:%H:%M} {tz}"
+    minutes = interval.total_seconds() / 60
+    return f"every {minutes:g} minutes"
 
 
 def apply_config(cfg: AppConfig, *, deployments: bool = True) -> list[str]:

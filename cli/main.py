@@ -6,6 +6,7 @@
     erp-slack run {syspro,gp} --config F   one poll cycle in this process
     erp-slack check --config FILE          ping every configured system; posts nothing
     erp-slack up [--config FILE]           local Prefect server, work pool, deployments, worker
+    erp-slack down                         stop the worker and server `up` started
     erp-slack report --config FILE         what was posted, filtered, failed (Markdown or CSV)
     erp-slack requeue --config FILE        put failed (or dead) deliveries back in the queue
     erp-slack simulators                   run the three simulators in the foreground
@@ -66,7 +67,14 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_prefect() -> None:
+    from cli.up import prepare_prefect
+
+    prepare_prefect()
+
+
 def cmd_config_apply(args: argparse.Namespace) -> int:
+    _prepare_prefect()
     from cli.apply import apply_config
 
     cfg = _load(args.file)
@@ -80,6 +88,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _prepare_prefect()
     from cli.apply import apply_config, run_flow
 
     if not args.debug:
@@ -138,6 +147,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     from cli.up import up
 
     return up(args)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from cli.up import down
+
+    return down(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -238,8 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--config", help="apply this configuration file too")
     u.add_argument("--project-dir", default=".", help="where prefect.yaml is (default: here)")
     u.add_argument("--no-worker", action="store_true", help="set everything up but do not start a worker")
+    u.add_argument("--detach", action="store_true", help="leave the server and worker running in the background")
     u.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
     u.set_defaults(fn=cmd_up)
+
+    dn = sub.add_parser("down", help="stop the worker and the Prefect server `up` started (keeps all data)")
+    dn.set_defaults(fn=cmd_down)
 
     for name, fn, helptext in (("report", cmd_report, "counts of posted, filtered, failed deliveries"),
                                ("requeue", cmd_requeue, "put failed deliveries back to pending")):

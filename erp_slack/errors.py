@@ -10,6 +10,7 @@
     │   │                        it and keep it in its first-run state
     │   └── SourceSessionExpired the session token is no longer valid: log on again once
     ├── BadRecord            quarantine this row, keep going (carries entity, key, reason)
+    ├── DeliveryFailed       records could not be delivered this run: the run fails, ops is told
     └── SlackError
         ├── SlackUnavailable     nothing reached Slack (connection refused): back off, resend
         ├── SlackRateLimited     wait ``retry_after`` seconds, then send the same batch again
@@ -32,6 +33,7 @@ __all__ = [
     "SourceAccessDenied",
     "EntityNotOffered",
     "BadRecord",
+    "DeliveryFailed",
     "SlackError",
     "SlackUnavailable",
     "SlackRateLimited",
@@ -119,6 +121,15 @@ class BadRecord(ErpSlackError):
         self.key = key
         self.reason = reason
         super().__init__(f"{entity} {key or '(no key)'}: {reason}")
+
+
+class DeliveryFailed(ErpSlackError):
+    """A run ended with records that could not be delivered (failed or dead-lettered, or Slack
+    refused the token): the run must not look green. ``advice`` says what to do."""
+
+    def __init__(self, message: str, *, advice: str) -> None:
+        self.advice = advice
+        super().__init__(message)
 
 
 class SlackError(ErpSlackError):

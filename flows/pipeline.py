@@ -14,7 +14,14 @@ from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
 from erp_slack.alerts import clear_alert, raise_alert
-from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceError, SourceUnavailable
+from erp_slack.errors import (
+    ConfigError,
+    DeliveryFailed,
+    SourceAccessDenied,
+    SourceAuthFailed,
+    SourceError,
+    SourceUnavailable,
+)
 from erp_slack.model import Entity, parse_cursor
 from erp_slack.pipeline import PollResult, Window
 from erp_slack.report import summary_markdown
@@ -85,8 +92,8 @@ def window_entities(creds: SourceBlock, selected: list[Entity], window: Window) 
     """The entities a backfill reads, with its window checked before anything logs on.
 
     A SYSPRO e.net entity watches the TimeStamp rowversion, which has no relation to dates; a
-    backfill given dates reads the same documents by their date column instead (reference
-    syspro.md §5.5), so an operator can always say "October".
+    backfill given dates reads the same documents by their date column instead, so an operator
+    can always say "October".
     """
     if not window.is_backfill:
         return selected
@@ -196,8 +203,6 @@ def run_source(
             summary.failed = sum(s.failed for s in report.lanes.values())
             summary.dead = sum(s.dead for s in report.lanes.values())
             summary.halted = report.halted
-            if report.halted:
-                logger.warning("Delivery halted: %s (rows stay pending)", report.halted)
     except Exception as exc:  # noqa: BLE001
         failure = failure or exc
     if isinstance(failure, SourceAuthFailed):
@@ -213,9 +218,55 @@ def run_source(
         alert(f"The run failed: {type(failure).__name__}: {failure}", "See this flow run's logs in the Prefect UI.")
         raise failure
     summary.pending_left = store.counts().get("pending", 0)
-    clear_alert(store, gateway, slack.ops_channel, source=source, company=company, flow_run_id=run_id)
     create_markdown_artifact(
         summary_markdown(summary.as_dict(), store), key=f"{source}-run-summary", description="What this run posted"
     )
+    undelivered = delivery_failure(summary, store)
+    if undelivered is not None:
+        for line in undelivered.lines:
+            logger.warning("%s", line)
+        alert(str(undelivered), undelivered.advice)
+        store.dispose()
+        raise undelivered
+    clear_alert(store, gateway, slack.ops_channel, source=source, company=company, flow_run_id=run_id)
     store.dispose()
     return summary
+
+
+class _Undelivered(DeliveryFailed):
+    def __init__(self, message: str, *, advice: str, lines: list[str]) -> None:
+        super().__init__(message, advice=advice)
+        self.lines = lines
+
+
+# Slack errors that mean "the bot cannot post in this channel": a person fixes the channel.
+_CHANNEL_ERRORS = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
+
+
+def delivery_failure(summary: RunSummary, store: Store) -> DeliveryFailed | None:
+    """What this run could not deliver, as one error naming each channel and what to do, or
+    None when everything it tried went out."""
+    if not (summary.failed or summary.dead or summary.halted):
+        return None
+    lines: list[str] = []
+    advice: list[str] = []
+    if summary.halted:
+        lines.append(f"Delivery halted: {summary.halted}; records stay pending")
+        advice.append("Check the Slack bot token in the Slack block (reinstall the app if it was revoked); "
+                      "pending records go out on the next run.")
+    for status in ("failed", "dead"):
+        by_channel: dict[str, list[dict[str, Any]]] = {}
+        for row in store.deliveries(status=status):
+            by_channel.setdefault(row["channel"], []).append(row)
+        for channel, rows in sorted(by_channel.items()):
+            error = rows[-1]["last_error"] or "unknown error"
+            lines.append(f"{len(rows)} record(s) for {channel} {status}: {error}")
+            if status == "failed" and any(code in error for code in _CHANNEL_ERRORS):
+                advice.append(f"Invite the bot to {channel} (/invite @bot) or fix the route, then run "
+                              f"`erp-slack requeue --config FILE`.")
+            elif status == "failed":
+                advice.append(f"Fix what Slack refused for {channel}, then run `erp-slack requeue --config FILE`.")
+            else:
+                advice.append(f"Slack refused these messages for {channel}; see last_error in the audit table, "
+                              f"then `erp-slack requeue --status dead --config FILE`.")
+    return _Undelivered("; ".join(lines), advice=" ".join(dict.fromkeys(advice)), lines=lines)

@@ -155,9 +155,9 @@ url = "sqlite:///{db}"
 
         deps = httpx.post(api + "/deployments/filter", json={}, timeout=10).json()
         names = {(d["name"], d["entrypoint"]) for d in deps}
-        assert ("every-5-minutes", "flows.syspro.syspro_to_slack") in names and ("daily", "flows.gp.gp_to_slack") in names
+        assert ("poll", "flows.syspro.syspro_to_slack") in names and ("daily", "flows.gp.gp_to_slack") in names
         by_name = {f"{d['entrypoint']}:{d['name']}": d for d in deps}
-        sched = by_name["flows.syspro.syspro_to_slack:every-5-minutes"]["schedules"][0]["schedule"]
+        sched = by_name["flows.syspro.syspro_to_slack:poll"]["schedules"][0]["schedule"]
         assert sched["interval"] == 600.0  # the file's interval_minutes, not prefect.yaml's default
         gp_sched = by_name["flows.gp.gp_to_slack:daily"]["schedules"][0]["schedule"]
         # 07:30 in Berlin, stored as an aware instant (a naive anchor would have meant 07:30 UTC).
@@ -169,7 +169,7 @@ url = "sqlite:///{db}"
                                   stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
         try:
-            syspro_run = _deployment_run(env, "syspro-to-slack/every-5-minutes")
+            syspro_run = _deployment_run(env, "syspro-to-slack/poll")
             gp_run = _deployment_run(env, "gp-to-slack/daily")
             assert _wait_done(api, syspro_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert _wait_done(api, gp_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
@@ -180,7 +180,7 @@ url = "sqlite:///{db}"
             # and records as dry-run exactly what a live run would post (the new invoice and its
             # AP journal entry), not what was posted already.
             syspro.insert_invoice(invoice="DRY-RUN-1", amount="777.00")
-            backfill = _deployment_run(env, "syspro-to-slack/backfill", "since=0", "dry_run=true")
+            backfill = _deployment_run(env, "syspro-to-slack/syspro-backfill", "since=0", "dry_run=true")
             assert _wait_done(api, backfill) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert len(slack.posted()) == posted
             with create_engine(f"sqlite:///{db}").connect() as conn:

@@ -135,3 +135,30 @@ def test_a_date_backfill_on_enet_posts_what_the_baseline_held_back(
     assert live["delivered_records"] == held_back
     again = syspro_to_slack(**names, entities=["ap_invoice"], since="2000-01-01", until="2100-01-01")
     assert again["delivered_records"] == 0  # never posted twice
+
+
+def test_a_record_that_cannot_be_delivered_fails_the_run_and_tells_ops_what_to_do(
+    prefect_harness, block_names, syspro_sim, slack_sim, tmp_path
+):
+    from erp_slack.routing import DEFAULT_ROUTES, Rule
+    from erp_slack.store import Store
+    from flows.syspro import syspro_to_slack
+
+    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
+    # Large invoices go to a private channel the bot was never invited to.
+    syspro_sim.sim.insert_invoice(invoice="BIG-75K", amount="75000.00")
+    routes = [Rule(entity="ap_invoice", min_amount=50000, channel="#controllers", name="large invoices"),
+              *DEFAULT_ROUTES]
+    state = syspro_to_slack(syspro_block=block_names["syspro"], slack_block=block_names["slack"],
+                            audit_block=block_names["audit"], routes=routes, first_run="post", return_state=True)
+    assert state.is_failed()
+    assert "#controllers" in (state.message or "")
+    failed = Store(db).deliveries(status="failed")
+    assert [r["channel"] for r in failed] and {r["channel"] for r in failed} == {"#controllers"}
+    assert any(r["record_key"].endswith("BIG-75K") for r in failed)
+    alerts = slack_sim.sim.posted("#finance-alerts")
+    assert len(alerts) == 1
+    text = str(alerts[0])
+    assert "Invite the bot to #controllers" in text and "erp-slack requeue" in text
+    # Everything else of the run was delivered all the same.
+    assert slack_sim.sim.posted("#ap-invoices")

@@ -56,7 +56,7 @@ import flows.syspro
 from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredentials
 from cli.main import _describe, main
 from erp_slack.config import load_config
-from erp_slack.errors import SourceAuthFailed
+from erp_slack.errors import DeliveryFailed, SourceAuthFailed
 from simulators._http import Request, Response, serve_on_loopback
 from simulators.syspro import SysproSimulator
 from tests._fixtures_gp import GpSimServer
@@ -510,12 +510,11 @@ def test_every_flow_keeps_every_secret_out_of_everything_it_produces(
     attempt("connection-check (wrong passwords)", connection_check, check, RuntimeError)
     assert systems.slack.sim.posted(OPS_CHANNEL)  # the failures were announced
 
-    # The Slack token is revoked: delivery halts, the check fails.
+    # The Slack token is revoked: delivery halts and the run fails saying so; the check fails.
     _save_blocks(systems, block_names)
     systems.syspro.insert_invoice(supplier="0000001", amount="123.45")
     systems.slack.sim.revoke_token(SLACK_TOKEN)
-    halted = attempt("syspro-to-slack (token revoked)", syspro_to_slack, enet, None)
-    assert halted["halted"] and halted["delivered_records"] == 0
+    attempt("syspro-to-slack (token revoked)", syspro_to_slack, enet, DeliveryFailed)
     attempt("connection-check (token revoked)", connection_check, check, RuntimeError)
 
     out, err = capfd.readouterr()
