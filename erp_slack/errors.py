@@ -4,6 +4,7 @@
     ├── ConfigError          fix the configuration (carries the field path)
     ├── SourceError
     │   ├── SourceUnavailable    try again later (network, 5xx, timeouts, malformed replies)
+    │   │   └── SourceUnreachable    no connection at all: every other read would fail the same way
     │   ├── SourceAuthFailed     skip this cycle, audit it, alert (wrong password, no access)
     │   ├── SourceAccessDenied   one resource refused (403 on GL): fail that entity, others flow
     │   ├── EntityNotOffered     the server has no such resource (404 on an optional one): skip
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "SourceError",
     "SourceUnavailable",
+    "SourceUnreachable",
     "SourceAuthFailed",
     "SourceSessionExpired",
     "SourceAccessDenied",
@@ -78,6 +80,14 @@ class SourceUnavailable(SourceError):
     """The ERP did not answer usefully this time; a later attempt may work."""
 
     advice = "Check that the ERP's web service is running and reachable from the worker."
+
+
+class SourceUnreachable(SourceUnavailable):
+    """No connection could be made (refused, no route, DNS, TLS handshake): the run stops reading
+    instead of trying every other entity against a server that is not there."""
+
+    advice = ("Check base_url, that the ERP's web service runs, the firewall between the worker and it, "
+              "and the TLS CA bundle (verify).")
 
 
 class SourceAuthFailed(SourceError):

@@ -21,6 +21,7 @@ from erp_slack.errors import (
     SourceAuthFailed,
     SourceError,
     SourceUnavailable,
+    SourceUnreachable,
 )
 from erp_slack.model import Entity, parse_cursor
 from erp_slack.pipeline import PollResult, Window
@@ -182,6 +183,8 @@ def run_source(
                     logger.error("%s: %s (%s)", entity.name, exc, exc.advice)
                     refused.append(f"{entity.name}: {exc}")
                     failure = failure or exc
+                    if isinstance(exc, SourceUnreachable):
+                        break  # the server is not there: every other entity would wait out the same
                     continue
                 summary.polls.append(result)
                 if result.skipped:

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceUnavailable, SourceUnreachable
 from erp_slack.model import Entity
 from erp_slack.pipeline import PollResult, Window, poll_entity
 from erp_slack.routing import Rule
@@ -24,6 +24,8 @@ def _retry_unless_auth(task: Task, task_run: TaskRun, state: State) -> bool:
         state.result()
     except (SourceAuthFailed, SourceAccessDenied):
         return False  # refused credentials or a refused resource stay refused until a person acts
+    except SourceUnreachable:
+        return False  # the client already retried the connection; the next scheduled run tries again
     except SourceUnavailable as exc:
         # SYSPRO marks a refusal of the query itself (no access to a table) as not transient.
         return getattr(exc, "transient", True)
