@@ -7,8 +7,6 @@ turns one raw row into a typed ``Record`` or raises ``BadRecord``. Nothing here 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -334,7 +332,7 @@ def _parse_datetime(value: Any) -> datetime:
             dt = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"not a timestamp: {text[:40]!r}") from None
-    # A naive timestamp from the ERP is UTC by contract (GP ModifiedDate, reference §5.3).
+    # A naive timestamp from the ERP is UTC by contract (GP stores ModifiedDate in UTC).
     dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
     if not (1900 < dt.year < 9999):
         raise ValueError(f"timestamp out of range: {dt.isoformat()}")
@@ -344,31 +342,27 @@ def _parse_datetime(value: Any) -> datetime:
 # Compiled once: ``re.fullmatch(pattern, …)`` looks the pattern up in re's cache on every call.
 _DECIMAL_INT = re.compile(r"[+-]?\d+")
 _HEX_PREFIXED = re.compile(r"0[xX][0-9a-fA-F]+")
-_HEX_16 = re.compile(r"[0-9a-fA-F]{16}")
 
 
 def _parse_int(value: Any) -> int:
-    """Integers, including SQL Server rowversions as hex (``0x…``) or base64 (OData Edm.Binary)."""
+    """Integers: decimal text, or hexadecimal written with ``0x``.
+
+    Never a guess from the characters: ``0000000000100003`` is a decimal here. A source whose
+    wire format is something else (SYSPRO's hexadecimal or base64 rowversions) converts its
+    values to integers itself, because only it knows the format.
+    """
     if isinstance(value, bool):
         raise ValueError("a boolean is not an integer")
     if isinstance(value, int):
         return _bounded(value)
-    if isinstance(value, bytes):
-        return _bounded(int.from_bytes(value, "big"))
     text = str(value).strip()
     if len(text) > 40:
         raise ValueError("integer too long")
     if _DECIMAL_INT.fullmatch(text):
         return _bounded(int(text))
-    if _HEX_PREFIXED.fullmatch(text) or _HEX_16.fullmatch(text):
+    if _HEX_PREFIXED.fullmatch(text):
         return _bounded(int(text, 16))
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"not an integer: {text[:40]!r}") from None
-    if not raw:
-        raise ValueError("empty value")
-    return _bounded(int.from_bytes(raw, "big"))
+    raise ValueError(f"not an integer: {text[:40]!r}")
 
 
 def _bounded(n: int) -> int:

@@ -99,7 +99,7 @@ def window_entities(creds: SourceBlock, selected: list[Entity], window: Window) 
     if not window.is_backfill:
         return selected
     bounds = [("since", window.since), ("until", window.until)]
-    wants_dates = any(v is not None and not str(v).strip().lstrip("-").isdigit() for _, v in bounds)
+    wants_dates = any(v is not None and not _is_rowversion(str(v)) for _, v in bounds)
     if wants_dates and any(e.cursor.kind == "rowversion" for e in selected):
         dated = {e.name: e for e in creds.entities(date_cursors=True)}
         selected = [dated.get(e.name, e) if e.cursor.kind == "rowversion" else e for e in selected]
@@ -112,6 +112,12 @@ def window_entities(creds: SourceBlock, selected: list[Entity], window: Window) 
             except ValueError as exc:
                 raise ConfigError(name, f"{value!r} is not a {entity.cursor.kind} for {entity.name} ({exc})") from None
     return selected
+
+
+def _is_rowversion(text: str) -> bool:
+    """A bound a person wrote as a rowversion (a plain number or 0x… hex), not a date."""
+    t = text.strip().lower()
+    return t.lstrip("-").isdigit() or (t.startswith("0x") and len(t) > 2)
 
 
 def _describe(details: Any) -> str:

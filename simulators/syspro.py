@@ -233,14 +233,25 @@ class _Desc:
         return isinstance(other, _Desc) and self.v == other.v
 
 
-def _render_enet(col: _Col, value: Any, pad: bool) -> str:
-    """How COMFND renders a value (§3.1, §8.3): dates CCYY-MM-DD, decimals at the column scale."""
+# How COMFND may render a TimeStamp rowversion: the real rendering is not documented, so every
+# plausible form is a switch (``timestamp_format``). All are hexadecimal; most real values have
+# no hex letter in them at all (0000000000100003).
+TIMESTAMP_FORMATS = {
+    "hex": lambda v: f"{v:016X}",
+    "hex-lower": lambda v: f"{v:016x}",
+    "0x": lambda v: f"0x{v:016X}",
+    "hex-short": lambda v: f"{v:X}",
+}
+
+
+def _render_enet(col: _Col, value: Any, pad: bool, ts_format: str = "hex") -> str:
+    """How COMFND renders a value: dates CCYY-MM-DD, decimals at the column scale."""
     if value is None:
         return ""
     if col.kind == "date":
         return value.isoformat()
     if col.kind == "ts":
-        return f"{value:016X}"  # ⚑ the real rendering is [U] (§5.5)
+        return TIMESTAMP_FORMATS[ts_format](value)
     if col.kind == "dec":
         text = f"{value:.{col.scale}f}"
         return f"{text:>14}" if pad else text  # padding is [U] for COMFND (§3.1)
@@ -519,6 +530,11 @@ class SysproSimulator:
         odata_max_rows: OData page cap ([S], §4). ``odata_next_link``: emit ``@odata.nextLink``
             at the cap ([U]).
         odata_rowversion_filter: Allow ``gt/ge/lt/le`` on ``TimeStamp`` in ``$filter``.
+        timestamp_format: How COMFND renders ``TimeStamp`` (``TIMESTAMP_FORMATS``: 16 upper-case
+            hex digits, lower-case, ``0x``-prefixed, or without leading zeros); undocumented.
+        first_rowversion: The rowversion counter's start; ``0x100000`` gives values with no hex
+            letter, as most real ones are.
+        comfnd_max_rows: A server-side cap below ``ReturnRows`` (undocumented whether one exists).
         business_date: "Today" for documents the control methods create.
         seed: Load the §9 seed data.
     """
@@ -544,6 +560,9 @@ class SysproSimulator:
         odata_rowversion_filter: bool = False,
         business_date: date = date(2024, 5, 31),
         seed: bool = True,
+        timestamp_format: str = "hex",
+        first_rowversion: int = 0x0A1F00,
+        comfnd_max_rows: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         default_ops = {
@@ -572,6 +591,11 @@ class SysproSimulator:
         self.odata_next_link = odata_next_link
         self.odata_rowversion_filter = odata_rowversion_filter
         self.business_date = business_date
+        if timestamp_format not in TIMESTAMP_FORMATS:
+            raise ValueError(f"timestamp_format must be one of {sorted(TIMESTAMP_FORMATS)}")
+        self.timestamp_format = timestamp_format
+        self.first_rowversion = first_rowversion
+        self.comfnd_max_rows = comfnd_max_rows
         self.public_scheme = "http"  # set to "https" when served with TLS (absolute nextLinks)
         self._seed = seed
         self._sessions: dict[str, _Session] = {}
@@ -596,7 +620,7 @@ class SysproSimulator:
 
     def _reset_data(self) -> None:
         self.tables = {name: _Table(name, key, cols) for name, (key, cols) in _SCHEMA.items()}
-        self._rowversion = 0x0A1F00
+        self._rowversion = self.first_rowversion
         self._version = 0  # bumps on every write; invalidates cached OData streams
         self._next_invoice = 90001
         self._next_journal = 400
@@ -1157,13 +1181,14 @@ class SysproSimulator:
         out.append("</HeaderDetails>\n")
         idx = [(c, t.pos[c.name]) for c in query.columns]
         n = 0
+        cap = min(query.return_rows, self.comfnd_max_rows or query.return_rows)
         for row in rows:
-            if n >= query.return_rows:
+            if n >= cap:
                 break
             n += 1
             out.append("<Row>\n")
             for col, p in idx:
-                value = _render_enet(col, row[p], self.pad_numbers)
+                value = _render_enet(col, row[p], self.pad_numbers, self.timestamp_format)
                 # No DTD or CDATA tricks: text is escaped, control characters pass through as
                 # SQL holds them (which makes the reply ill-formed, as a real one would be).
                 out.append(f"<{col.name}>{escape(value)}</{col.name}>\n" if value != ""

@@ -88,15 +88,19 @@ def test_text_is_cleaned_not_trusted():
     assert normalise(INV, "F", row(Note="Müller".encode("cp1252"))).fields["remarks"] == "Müller"
 
 
-@pytest.mark.parametrize(
-    "raw, expected",
-    [("00000000000A1B2C", 0xA1B2C), ("0x0A", 10), (base64.b64encode((2000).to_bytes(8, "big")).decode(), 2000),
-     ("12", 12), (12, 12)],
-)
-def test_rowversions_in_every_wire_form(raw, expected):
+@pytest.mark.parametrize("raw, expected", [("0x0A", 10), ("12", 12), (12, 12), ("0000000000100003", 100003)])
+def test_integers_are_decimal_unless_written_as_hex(raw, expected):
     ent = Entity(source="syspro", name="x", title="x", table="T", key=("K",), cursor=Cursor("TS", "rowversion"),
                  fields={"k": "K", "ts": "TS"}, types={"ts": "int"}, template="supplier_invoice")
     assert normalise(ent, "C", {"K": "1", "TS": raw}).cursor == expected
+
+
+@pytest.mark.parametrize("raw", ["00000000000A1B2C", base64.b64encode((2000).to_bytes(8, "big")).decode()])
+def test_integers_are_never_guessed_from_hex_or_base64_characters(raw):
+    ent = Entity(source="syspro", name="x", title="x", table="T", key=("K",), cursor=Cursor("TS", "rowversion"),
+                 fields={"k": "K", "ts": "TS"}, types={"ts": "int"}, template="supplier_invoice")
+    with pytest.raises(BadRecord, match="not an integer"):
+        normalise(ent, "C", {"K": "1", "TS": raw})
 
 
 def test_cursor_text_round_trip_and_lower_bound():

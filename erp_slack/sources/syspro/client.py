@@ -21,6 +21,7 @@ or an audit event: the e.net query string carries passwords and the session toke
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import re
@@ -624,6 +625,33 @@ class _RawPage:
     next_token: str | None
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def rowversion_from_hex(value: Any) -> int:
+    """A COMFND ``TimeStamp``: hexadecimal, in any case, with or without ``0x`` and leading zeros.
+
+    Always hexadecimal, also when no letter occurs in it: ``0000000000100003`` is 1,048,579.
+    """
+    text = str(value).strip()
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    if not digits or len(digits) > 16 or not set(digits) <= _HEX_DIGITS:
+        raise ValueError(f"not a hexadecimal rowversion: {text[:40]!r}")
+    return int(digits, 16)
+
+
+def rowversion_from_base64(value: Any) -> int:
+    """An OData ``Edm.Binary`` rowversion: base64 of its (at most) 8 bytes."""
+    text = str(value).strip()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError(f"not a base64 rowversion: {text[:40]!r}") from None
+    if not 0 < len(raw) <= 8:
+        raise ValueError(f"not an 8-byte rowversion: {text[:40]!r}")
+    return int.from_bytes(raw, "big")
+
+
 def _key_text(value: Any) -> str:
     # SQL Server compares char values ignoring trailing spaces; keys are opaque otherwise (§7.7).
     return str(value).rstrip()
@@ -701,6 +729,8 @@ class _SysproClient(ABC):
         unique = cursor.kind == "rowversion"
         order = (cursor.column,) if unique else (cursor.column, *[k for k in entity.key if k != cursor.column])
         for raw in self._scan(entity.table, source_columns(entity), where, order, unique, limit):
+            if unique:
+                raw.rows = self._decode_rowversions(cursor.column, raw.rows, raw.problems)
             self._derive(entity, raw.rows)
             yield Page(
                 rows=tuple(raw.rows),
@@ -720,7 +750,27 @@ class _SysproClient(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _decode_rowversions(self, column: str, rows: list[dict[str, Any]],
+                            problems: list[tuple[Any, str]]) -> list[dict[str, Any]]:
+        """Rowversions as integers, read in this transport's wire format and no other: a
+        guess from the characters would read most real values (no hex letter) as decimal."""
+        kept = []
+        for row in rows:
+            value = row.get(column)
+            if value is not None and str(value).strip():
+                try:
+                    row[column] = self._rowversion(value)
+                except ValueError as exc:
+                    problems.append((row, f"{column}: {exc}"))
+                    continue
+            kept.append(row)
+        return kept
+
     # -- transport hooks --
+
+    @abstractmethod
+    def _rowversion(self, value: Any) -> int:
+        """A ``TimeStamp`` value as this transport sends it, as an integer (or ValueError)."""
 
     @abstractmethod
     def _cursor_value(self, cursor: Cursor, value: CursorValue) -> Any:
@@ -922,11 +972,14 @@ class SysproEnetClient(_SysproClient):
         finally:
             self._http.close()
 
+    def _rowversion(self, value: Any) -> int:
+        return rowversion_from_hex(value)
+
     def _cursor_value(self, cursor: Cursor, value: CursorValue) -> Any:
         if cursor.kind == "rowversion":
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{cursor.column} is a rowversion cursor; got {value!r}")
-            return f"{value:016X}"  # how COMFND renders TimeStamp (§8.3 ⚑)
+            return f"{value:016X}"  # COMFND reads its own rendering back: 16 hex digits
         if isinstance(value, datetime):
             value = value.date()  # COMFND dates are CCYY-MM-DD (§3.1)
         if isinstance(value, date):
@@ -1031,6 +1084,9 @@ class SysproODataClient(_SysproClient):
             return
         super().close()
         self._http.close()
+
+    def _rowversion(self, value: Any) -> int:
+        return rowversion_from_base64(value)
 
     def _cursor_value(self, cursor: Cursor, value: CursorValue) -> Any:
         return value  # odata_literal renders dates, timestamps and rowversions
