@@ -63,7 +63,9 @@ def test_pages_walk_every_row_in_cursor_order(syspro_client, syspro_sim, transpo
     assert len(set(keys)) == 9
     cursor = [normalise(ent, "EDU1", r).cursor for r in rows]
     assert cursor == sorted(cursor)
-    assert all(p.next_token for p in pages[:-1]) and pages[-1].next_token is None
+    # Only an empty reply ends a read (a server may cap pages below what was asked), and that
+    # closing empty reply is no page of its own.
+    assert all(p.next_token for p in pages)
     assert [p.row_count for p in pages] == [2, 2, 2, 2, 1]
 
 
@@ -111,14 +113,40 @@ def test_enet_keyset_paging_with_a_date_cursor_and_ties(syspro_client, syspro_si
     assert len(pages) == 4
 
 
-def test_odata_follows_next_link_and_falls_back_to_skip(syspro_sim) -> None:
-    for next_link in (True, False):
-        sim = SysproSimulator(odata_max_rows=3, odata_next_link=next_link)
-        with serve_on_loopback(sim) as served:
-            with SysproODataClient(served.url, "ENET01", "odata-secret", "EDU1", page_size=3) as client:
-                pages, rows = collect(client, AP_ODATA["ap_journal"], since=None)
-        assert len(rows) == 6 and len({r["Journal"] for r in rows}) == 6
-        assert ("$skip" in pages[1].url or "%24skip" in pages[1].url)
+@pytest.mark.parametrize("next_link", [True, False])
+@pytest.mark.parametrize("cap", [3, 2])
+def test_odata_follows_next_link_and_pages_by_keyset_never_skip(next_link, cap) -> None:
+    # The server caps replies at `cap` rows; asked for 3 a page, with or without a nextLink.
+    sim = SysproSimulator(odata_max_rows=cap, odata_next_link=next_link)
+    with serve_on_loopback(sim) as served:
+        with SysproODataClient(served.url, "ENET01", "odata-secret", "EDU1", page_size=3) as client:
+            pages, rows = collect(client, AP_ODATA["ap_journal"], since=None)
+    assert len(rows) == 6 and len({r["Journal"] for r in rows}) == 6
+    if not next_link:  # our own paging: by key, never by offset (a server's nextLink is its own)
+        assert not any("skip" in p.url for p in pages)
+        assert "gt" in pages[1].url  # the second page starts after the first page's last key
+
+
+def test_a_row_deleted_between_odata_pages_never_hides_the_next_one() -> None:
+    sim = SysproSimulator()
+    with serve_on_loopback(sim) as served:
+        with SysproODataClient(served.url, "ENET01", "odata-secret", "EDU1", page_size=2) as client:
+            pages = client.pages(AP_ODATA["ap_invoice"], since=None)
+            first = next(pages)
+            sim.delete("ApInvoice", (first.rows[0]["Supplier"], first.rows[0]["Invoice"]))  # a purge
+            rest = [r for p in pages for r in p.rows]
+    keys = {(r["Supplier"], r["Invoice"]) for r in [*first.rows, *rest]}
+    assert keys == {(r["Supplier"], r["Invoice"]) for r in sim.rows("ApInvoice")} | {
+        (first.rows[0]["Supplier"], first.rows[0]["Invoice"])}
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_enet_reads_every_row_when_the_server_caps_pages_below_return_rows(cap) -> None:
+    sim = SysproSimulator(comfnd_max_rows=cap)
+    with serve_on_loopback(sim) as served:
+        with SysproEnetClient(served.url, "ENET01", "secret", "EDU1", page_size=3) as client:
+            _, rows = collect(client, entity("enet", "ap_invoice"), since=None)
+    assert len(rows) == len(sim.rows("ApInvoice"))
 
 
 def test_odata_refuses_a_next_link_to_another_host() -> None:
@@ -133,12 +161,12 @@ def test_odata_refuses_a_next_link_to_another_host() -> None:
 
 def test_odata_reply_with_odd_rows_keeps_the_good_ones() -> None:
     with respx.mock(base_url="http://erp.example") as mock:
-        mock.get(url__regex=r".*/EDU1/GenJournalDetail.*").respond(json={"value": [
+        mock.get(url__regex=r".*/EDU1/GenJournalDetail.*").mock(side_effect=[httpx.Response(200, json={"value": [
             {"GlYear": 2024, "GlPeriod": 5, "Journal": 1, "EntryNumber": 1, "GlCode": "20-2100",
              "EntryValue": 1.5, "EntryDate": "2024-05-01T00:00:00Z", "@odata.etag": "W/1"},
             "not an object",
             {"GlYear": 2024, "GlPeriod": 5, "Journal": 1, "EntryNumber": 2, "GlCode": {"nested": 1}},
-        ]})
+        ]}), httpx.Response(200, json={"value": []})])
         with SysproODataClient("http://erp.example", "ENET01", "pw-odata", "EDU1") as client:
             (page,) = client.pages(AP_ODATA["gl_journal"], since=None)
     assert len(page.rows) == 1 and page.row_count == 3

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from erp_slack.errors import SourceUnavailable
 from erp_slack.pipeline import poll_entity
 from erp_slack.routing import DEFAULT_ROUTES
 from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
@@ -89,8 +90,12 @@ def test_a_rowversion_in_an_unexpected_format_is_quarantined_not_dropped(served,
     _cycle(served, store, slack, "enet")
     served.sim.insert_invoice(invoice="ODD-TS")
     # A rendering no documentation describes: the rows are quarantined, with the reason, not lost.
+    # The page's rows are quarantined with the reason, and the read stops loudly: it cannot ask
+    # for the rows after a value it cannot read, and it never pretends the table ended there.
     monkeypatch.setitem(TIMESTAMP_FORMATS, "words", lambda v: f"version {v}")
     served.sim.timestamp_format = "words"
-    _cycle(served, store, slack, "enet")
+    with pytest.raises(SourceUnavailable, match="cannot page past"):
+        _cycle(served, store, slack, "enet")
     bad = store.audit_rows("bad_record")
     assert bad and all("not a hexadecimal rowversion" in r["message"] for r in bad)
+    assert store.watermark("syspro", served.company, "ap_invoice")[1] < served.sim.rowversion

@@ -605,7 +605,8 @@ def odata_literal(value: Any) -> str:
 def _odata_filter(where: Where) -> str:
     ops = {"EQ": "eq", "NE": "ne", "GT": "gt", "GE": "ge", "LT": "lt", "LE": "le"}
     groups = [
-        " and ".join(f"{column} {ops[cond]} {odata_literal(value)}" for column, cond, value in group)
+        " and ".join(f"{column} {ops[cond]} {value if isinstance(value, _OrderValue) else odata_literal(value)}"
+                     for column, cond, value in group)
         for group in where
     ]
     if len(groups) == 1:
@@ -728,7 +729,8 @@ class _SysproClient(ABC):
         # other cursor needs the key to break ties (keyset paging, §3.1 [I]).
         unique = cursor.kind == "rowversion"
         order = (cursor.column,) if unique else (cursor.column, *[k for k in entity.key if k != cursor.column])
-        for raw in self._scan(entity.table, source_columns(entity), where, order, unique, limit):
+        for raw in self._scan(entity.table, source_columns(entity), where, order, unique, limit,
+                              rowversion_first=unique):
             if unique:
                 raw.rows = self._decode_rowversions(cursor.column, raw.rows, raw.problems)
             self._derive(entity, raw.rows)
@@ -778,7 +780,7 @@ class _SysproClient(ABC):
 
     @abstractmethod
     def _scan(self, table: str, columns: Sequence[str], where: Where, order: Sequence[str],
-              unique_first: bool, limit: int | None) -> Iterator[_RawPage]:
+              unique_first: bool, limit: int | None, *, rowversion_first: bool = False) -> Iterator[_RawPage]:
         """Raw pages of ``table`` matching ``where`` in ``order`` (each transport pages its own way)."""
 
     # -- derived columns (entities.py: Lookup, Rollup, Period, SignSplit) --
@@ -987,7 +989,7 @@ class SysproEnetClient(_SysproClient):
         raise TypeError(f"{cursor.column} is a {cursor.kind} cursor; got {value!r}")
 
     def _scan(self, table: str, columns: Sequence[str], where: Where, order: Sequence[str],
-              unique_first: bool, limit: int | None) -> Iterator[_RawPage]:
+              unique_first: bool, limit: int | None, *, rowversion_first: bool = False) -> Iterator[_RawPage]:
         # Order columns must come back in every row, or the next page cannot be asked for.
         columns = tuple(dict.fromkeys((*columns, *order)))
         url = f"{self.base_url}/Query/Query"
@@ -1006,18 +1008,29 @@ class SysproEnetClient(_SysproClient):
 
             parsed = self._call(shown, lambda: self._http.get(url, params=params), parse)
             fetched += parsed.row_count
-            # §3.1: no offset exists; a full page (RowsReturned == ReturnRows) means "maybe more".
-            more = parsed.row_count >= return_rows and (limit is None or fetched < limit)
+            # Only an empty page ends the read: a server may cap a reply below ReturnRows, so a
+            # short page proves nothing (COMFND has no offset; keyset paging asks for the rest).
+            more = parsed.row_count > 0 and (limit is None or fetched < limit)
             next_token = None
+            stuck: str | None = None
             if more:
+                if rowversion_first and parsed.last is not None:
+                    # The rowversion written back exactly as COMFND reads it, whatever it sent.
+                    try:
+                        parsed.last = (f"{rowversion_from_hex(parsed.last[0]):016X}", *parsed.last[1:])
+                    except (ValueError, TypeError):
+                        parsed.last = None
                 if parsed.last is None or any(v is None for v in parsed.last):
-                    raise _unavailable(f"cannot page past the last row of {table}: its "
-                                       f"{', '.join(order)} could not be read", url=shown, transient=False)
-                if parsed.last == after:
-                    raise _unavailable(f"paging {table} did not advance past {parsed.last!r}",
-                                       url=shown, transient=False)
-                next_token = json.dumps(list(parsed.last))
-            yield _RawPage(parsed.rows, parsed.problems, shown, parsed.row_count, next_token)
+                    stuck = f"cannot page past the last row of {table}: its {', '.join(order)} could not be read"
+                elif parsed.last == after:
+                    stuck = f"paging {table} did not advance past {parsed.last!r}"
+                else:
+                    next_token = json.dumps(list(parsed.last))
+            if parsed.row_count or after is None:  # the empty page that ends a read is no page
+                yield _RawPage(parsed.rows, parsed.problems, shown, parsed.row_count, next_token)
+            if stuck:
+                # The rows of this page are in; the ones after it cannot be asked for. Loudly.
+                raise _unavailable(stuck, url=shown, transient=False)
             if not more:
                 return
             after = parsed.last
@@ -1100,30 +1113,39 @@ class SysproODataClient(_SysproClient):
             raise
 
     def _scan(self, table: str, columns: Sequence[str], where: Where, order: Sequence[str],
-              unique_first: bool, limit: int | None) -> Iterator[_RawPage]:
+              unique_first: bool, limit: int | None, *, rowversion_first: bool = False) -> Iterator[_RawPage]:
+        """Pages by the server's ``@odata.nextLink`` while it sends one, else by keyset on
+        ``order`` (never ``$skip``: a row deleted between two pages would shift every later row
+        one place and the first of them would never be read). Only an empty page ends a keyset
+        read, whatever cap the server puts on a reply."""
         url = f"{self.base_url}/{quote(self.company, safe='')}/{quote(table, safe='')}"
         columns = tuple(dict.fromkeys((*columns, *order)))
-        top = self.page_size if limit is None else min(self.page_size, limit)
-        params: dict[str, str] = {"$select": ",".join(columns), "$orderby": ",".join(order), "$top": str(top)}
-        if where:
-            params["$filter"] = _odata_filter(where)
-        skip = 0
+        after: tuple[Any, ...] | None = None
         next_link: str | None = None
         seen_links: set[str] = set()
         fetched = 0
         while True:
+            top = self.page_size if limit is None else min(self.page_size, limit - fetched)
             if next_link is not None:
                 request_url: httpx.URL = httpx.URL(next_link)
             else:
-                request_url = httpx.URL(url, params={**params, **({"$skip": str(skip)} if skip else {})})
+                query_where = where if after is None else _and(where, _keyset(order, after, unique_first))
+                params: dict[str, str] = {"$select": ",".join(columns), "$orderby": ",".join(order),
+                                          "$top": str(top)}
+                if query_where:
+                    params["$filter"] = _odata_filter(query_where)
+                request_url = httpx.URL(url, params=params)
             shown = sanitise_url(request_url)
             doc = self._call(shown, lambda: self._http.get(request_url), self._check)
             rows: list[dict[str, Any]] = []
             problems: list[tuple[Any, str]] = []
+            last: tuple[Any, ...] | None = None
             for item in doc["value"]:
                 if not isinstance(item, dict):
                     problems.append((item, "row is not a JSON object"))
                     continue
+                if all(c in item for c in order):
+                    last = tuple(_OrderValue(item[c]) for c in order)
                 nested = [k for k, v in item.items() if isinstance(v, (dict, list))]
                 if nested:
                     problems.append((item, f"column {nested[0]} holds a nested value"))
@@ -1148,12 +1170,40 @@ class SysproODataClient(_SysproClient):
                 yield _RawPage(rows, problems, shown, count, link)
                 next_link = link
                 continue
-            # §4 [S]: without a nextLink a full page may be the silent 5,000-row cap: ask again.
-            more = not done and next_link is None and count >= top
-            yield _RawPage(rows, problems, shown, count, str(skip + count) if more else None)
+            more = not done and count > 0
+            if more and (last is None or any(v.value is None for v in last)):
+                raise _unavailable(f"cannot page past the last row of {table}: its {', '.join(order)} could not "
+                                   "be read", url=shown, transient=False)
+            if more and last == after:
+                raise _unavailable(f"paging {table} did not advance", url=shown, transient=False)
+            if count or (after is None and not seen_links):  # the empty page that ends a read is no page
+                yield _RawPage(rows, problems, shown, count, json.dumps([v.value for v in last]) if more else None)
             if not more:
                 return
-            skip += count
+            # After a server-driven run of pages, carry on by keyset from the last row seen.
+            next_link, after = None, last
+
+
+@dataclass(frozen=True)
+class _OrderValue:
+    """A value of an ``$orderby`` column as the reply gave it, written back into ``$filter``
+    in the same form: a JSON date-time string stays an unquoted DateTimeOffset literal."""
+
+    value: Any
+
+    def __str__(self) -> str:
+        v = self.value
+        if isinstance(v, str) and _ODATA_DATETIME.fullmatch(v):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)  # a JSON number; odata_literal would read an int as a rowversion
+        if isinstance(v, str) and _BASE64_8.fullmatch(v) and v.endswith("="):
+            return f"binary'{v}'"  # an Edm.Binary rowversion, as the reply gave it
+        return odata_literal(v)
+
+
+_BASE64_8 = re.compile(r"[A-Za-z0-9+/]{11}=")
+_ODATA_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
 # --- choosing a transport -------------------------------------------------------------------------------------
