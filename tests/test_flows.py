@@ -162,3 +162,31 @@ def test_a_record_that_cannot_be_delivered_fails_the_run_and_tells_ops_what_to_d
     assert "Invite the bot to #controllers" in text and "erp-slack requeue" in text
     # Everything else of the run was delivered all the same.
     assert slack_sim.sim.posted("#ap-invoices")
+
+
+def test_a_gp_resource_the_role_may_not_read_fails_only_that_entity(
+    prefect_harness, block_names, gp_sim, slack_sim, tmp_path
+):
+    from erp_slack.errors import SourceAccessDenied
+    from erp_slack.sources.gp.entities import GL_JOURNAL
+    from erp_slack.store import Store
+    from flows.gp import gp_to_slack
+
+    DynamicsGpCredentials(base_url=gp_sim.base_url, tenant=gp_sim.tenant, company=gp_sim.company,
+                          username=gp_sim.username, password=gp_sim.password).save(block_names["gp"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    gp_sim.sim.inject("403", path=GL_JOURNAL.table, times=1000)  # the GP role lacks the GL task
+    names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"],
+                 first_run="post")
+    with pytest.raises(SourceAccessDenied):
+        gp_to_slack(**names)
+    store = Store(db)
+    assert [r["entity"] for r in store.audit_rows("entity_failed")] == ["gl_journal"]
+    assert {r["entity"] for r in store.deliveries(status="sent")} >= {"payables_invoice", "vendor"}
+    assert not store.deliveries(entity="gl_journal")
+    alerts = slack_sim.sim.posted("#finance-alerts")
+    assert len(alerts) == 1
+    assert GL_JOURNAL.table in str(alerts[0]) and "password" not in str(alerts[0]).lower()
+    assert store.audit_rows("auth_failed") == []

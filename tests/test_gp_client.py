@@ -20,7 +20,14 @@ import requests
 import trustme
 from requests.structures import CaseInsensitiveDict
 
-from erp_slack.errors import ConfigError, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import (
+    ConfigError,
+    EntityNotOffered,
+    SourceAccessDenied,
+    SourceAuthFailed,
+    SourceUnavailable,
+    SourceUnreachable,
+)
 from erp_slack.sources.gp.client import GpClient, RetryPolicy, flatten
 from erp_slack.sources.gp.entities import GL_JOURNAL, PAYABLES_INVOICE, PURCHASE_ORDER, VENDOR
 
@@ -231,11 +238,11 @@ def test_gl_reads_posted_lines_only(gp_sim):
     assert str(ap_line["Lines.NetAmount"]) == "-1287.50"
 
 
-def test_optional_resource_missing_is_skipped_and_audited(gp_sim):
+def test_optional_resource_missing_is_not_offered_and_audited(gp_sim):
     gp_sim.sim.configure(expose_gl=False)
     audit = _Audit()
-    with gp_sim.client(audit=audit) as client:
-        assert list(client.pages(GL_JOURNAL, since=None)) == []
+    with gp_sim.client(audit=audit) as client, pytest.raises(EntityNotOffered, match="does not offer"):
+        list(client.pages(GL_JOURNAL, since=None))
     assert audit.kinds() == ["logon", "skipped"]
     assert audit[1][1]["entity"] == "gl_journal" and audit[1][1]["status"] == 404
 
@@ -258,7 +265,7 @@ def test_required_resource_missing_is_an_error(gp_sim):
         ("html", SourceUnavailable, r"HTML page instead of JSON"),
         ("truncated", SourceUnavailable, r"malformed or truncated JSON"),
         ("auth_401", SourceAuthFailed, r"refused the Windows credentials after the NTLM handshake"),
-        ("403", SourceAuthFailed, r"no access to company"),
+        ("403", SourceAccessDenied, r"GP refuses Purchasing/Vendors to .* security task"),
     ],
 )
 def test_fault_classification(gp_sim, fault, error, match):
@@ -447,3 +454,41 @@ def test_a_given_session_is_not_closed():
     client.close()
     assert closed == []
 
+
+
+def test_one_refused_resource_is_access_denied_and_the_others_still_read(gp_sim):
+    gp_sim.sim.inject("403", path=GL_JOURNAL.table, times=100)  # the role lacks the GL task
+    audit = _Audit()
+    with gp_sim.client(audit=audit) as client:
+        with pytest.raises(SourceAccessDenied) as denied:
+            list(client.pages(GL_JOURNAL, since=None))
+        assert list(client.pages(VENDOR, since=None))  # the same client reads the rest
+    assert denied.value.resource == GL_JOURNAL.table
+    assert "password" not in str(denied.value).lower() and "Security" in denied.value.advice
+    assert audit.kinds().count("access_denied") == 1 and "auth_failed" not in audit.kinds()
+
+
+def test_an_account_without_access_to_the_company_is_an_auth_failure(gp_sim):
+    gp_sim.sim.add_user("CONTOSO\\nocompany", "Pa55word!", gp_user="NOCO", companies=())
+    with gp_sim.client(username="CONTOSO\\nocompany", password="Pa55word!") as client:
+        with pytest.raises(SourceAuthFailed, match="no access to company"):
+            list(client.pages(PAYABLES_INVOICE, since=None))
+
+
+def test_pages_carry_the_servers_clock(gp_sim):
+    with gp_sim.client() as client:
+        page = next(iter(client.pages(VENDOR, since=None)))
+    assert page.server_time is not None and page.server_time.tzinfo is not None
+    assert abs((page.server_time - datetime.now(timezone.utc)).total_seconds()) < 60
+
+
+def test_a_server_that_is_not_there_is_unreachable(gp_sim):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = GpClient(f"http://127.0.0.1:{port}/GPService", gp_sim.tenant, gp_sim.company, gp_sim.username,
+                      gp_sim.password, retry=RetryPolicy(attempts=2, max_elapsed=5.0), sleep=lambda s: None)
+    with client, pytest.raises(SourceUnreachable, match="cannot reach GP Service"):
+        list(client.pages(VENDOR, since=None))

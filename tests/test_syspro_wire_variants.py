@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from erp_slack.errors import SourceUnavailable
+from erp_slack.errors import SourceUnavailable, SourceUnreachable
 from erp_slack.pipeline import poll_entity
 from erp_slack.routing import DEFAULT_ROUTES
 from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
@@ -99,3 +99,21 @@ def test_a_rowversion_in_an_unexpected_format_is_quarantined_not_dropped(served,
     bad = store.audit_rows("bad_record")
     assert bad and all("not a hexadecimal rowversion" in r["message"] for r in bad)
     assert store.watermark("syspro", served.company, "ap_invoice")[1] < served.sim.rowversion
+
+
+@pytest.mark.parametrize("transport", ["enet", "odata"])
+def test_pages_carry_the_servers_clock_and_a_missing_server_is_unreachable(served, transport):
+    from datetime import datetime, timezone
+    import socket
+
+    make = ClientFactory(served, AuditLog())
+    with make(transport) as client:
+        entity = next(e for e in client.entities if e.name == "ap_invoice")
+        page = next(iter(client.pages(entity, since=None)))
+    assert page.server_time is not None and abs((page.server_time - datetime.now(timezone.utc)).total_seconds()) < 60
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with make(transport, base_url=gone) as client, pytest.raises(SourceUnreachable):
+        list(client.pages(entity, since=None))

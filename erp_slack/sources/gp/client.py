@@ -20,12 +20,14 @@ Nested JSON becomes flat rows (column -> value) as described in ``entities.py``;
 parsed as ``Decimal`` straight from the JSON text. Rows that cannot be used (not an object, no
 usable ``ModifiedDate``) go into ``Page.problems``.
 
-Errors (``erp_slack.errors``): a final 401/403 → ``SourceAuthFailed`` (audited ``auth_failed``);
+Errors (``erp_slack.errors``): a final 401, or a 403 refusing the company → ``SourceAuthFailed``
+(audited ``auth_failed``); a 403 refusing one resource → ``SourceAccessDenied`` (audited
+``access_denied``), which fails that entity only; no connection → ``SourceUnreachable``;
 5xx, 429, timeouts, dropped connections, an HTML page with 200 and malformed JSON →
 ``SourceUnavailable`` after a small bounded retry; an untrusted TLS certificate →
-``SourceUnavailable`` naming the CA bundle setting (verification is never switched off by
-default); a 404 on an optional resource (GL, receipts) skips the entity with a ``skipped`` audit
-event. Passwords never reach messages, audit details or ``repr``. The client never reads or
+``SourceUnreachable`` naming the CA bundle setting (verification is never switched off by
+default); a 404 on an optional resource (GL, receipts) raises ``EntityNotOffered`` after a
+``skipped`` audit event. Passwords never reach messages, audit details or ``repr``. The client never reads or
 writes watermarks.
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from email.utils import parsedate_to_datetime
 import os
 import time
 from collections.abc import Mapping as _AbcMapping
@@ -46,7 +49,15 @@ import requests
 from requests_ntlm import HttpNtlmAuth
 from spnego.exceptions import SpnegoError
 
-from erp_slack.errors import ConfigError, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import (
+    ConfigError,
+    EntityNotOffered,
+    SourceAccessDenied,
+    SourceAuthFailed,
+    SourceError,
+    SourceUnavailable,
+    SourceUnreachable,
+)
 from erp_slack.model import CursorValue, Entity, Page, parse_cursor
 from erp_slack.sources.base import AuditHook, no_audit
 
@@ -94,11 +105,29 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _Forbidden(Exception):
+    """HTTP 403 after a successful Windows logon: the company, or one resource, is refused."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.message = message
+
+
 class _NotFound(Exception):
     def __init__(self, url: str, message: str) -> None:
         super().__init__(message)
         self.url = url
         self.message = message
+
+
+def _server_time(resp: requests.Response) -> datetime | None:
+    """The server's clock from its HTTP ``Date`` header (aware UTC), if it sent a readable one."""
+    try:
+        when = parsedate_to_datetime(resp.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _clean_url(url: str) -> str:
@@ -231,6 +260,7 @@ class GpClient:
         self._clock = clock
         self._page_rows = max(1, int(page_rows))
         self._closed = False
+        self._company_readable = False  # set once any resource of the company has been read
 
     def __repr__(self) -> str:
         return (
@@ -277,28 +307,33 @@ class GpClient:
             seen.add(url)
             try:
                 payload, resp = self._get(url)
+            except _Forbidden as fb:
+                raise self._refusal(entity.table, fb) from None
             except _NotFound as nf:
                 if first and entity.optional:
-                    # GL (and receipts) are outside the documented SBA catalog (§0, §2): a site
-                    # that does not expose them is normal, not an error.
+                    # GL (and receipts) are outside the documented SBA catalog: a site that does
+                    # not expose them is normal. The pipeline keeps the entity in its first-run
+                    # state, so if the resource appears later its history is no flood.
+                    reason = "resource not exposed by this GP Service"
                     self._audit("skipped", {
-                        "entity": entity.name, "url": _clean_url(url), "status": 404,
-                        "reason": "resource not exposed by this GP Service",
+                        "entity": entity.name, "url": _clean_url(url), "status": 404, "reason": reason,
                     })
-                    return
+                    raise EntityNotOffered(f"GP Service does not offer {entity.table} ({reason})", source=SOURCE,
+                                           url=_clean_url(url), status=404) from None
                 raise SourceUnavailable(
                     f"GP Service has no {entity.table} for company {self.company!r} (404 at {_clean_url(url)}): "
                     f"check the tenant, company name and resource path. {nf.message}".strip(),
                     source=SOURCE, url=_clean_url(url), status=404,
                 ) from None
             first = False
+            self._company_readable = True
             items, link = _listing(payload, resp)
             next_url = self._next_url(url, link, seen)
             rows, problems = self._rows(entity, items, since, until)
             if left is not None:
                 rows = rows[:left]
                 left -= len(rows)
-            yield from self._chunk(rows, problems, url, next_url, len(items))
+            yield from self._chunk(rows, problems, url, next_url, len(items), _server_time(resp))
             if left is not None and left <= 0:
                 return
             url = next_url
@@ -309,6 +344,8 @@ class GpClient:
         url = self.resource_url(resource, *key)
         try:
             payload, _ = self._get(url)
+        except _Forbidden as fb:
+            raise self._refusal(resource, fb) from None
         except _NotFound as nf:
             raise SourceUnavailable(
                 f"not found: {_clean_url(url)} {nf.message}".strip(), source=SOURCE, url=_clean_url(url), status=404
@@ -321,6 +358,8 @@ class GpClient:
         url = f"{self._root}/Tenants({quote(self.tenant, safe='')})/Companies"
         try:
             payload, resp = self._get(url)
+        except _Forbidden as fb:
+            raise self._company_refused(fb) from None
         except _NotFound as nf:
             raise SourceUnavailable(
                 f"GP Service has no tenant {self.tenant!r} ({nf.message})",
@@ -416,7 +455,8 @@ class GpClient:
         return True
 
     def _chunk(
-        self, rows: list[dict[str, Any]], problems: list[tuple[Any, str]], url: str, next_url: str | None, served: int
+        self, rows: list[dict[str, Any]], problems: list[tuple[Any, str]], url: str, next_url: str | None, served: int,
+        server_time: datetime | None = None,
     ) -> Iterator[Page]:
         if not rows and not problems:
             return
@@ -432,7 +472,45 @@ class GpClient:
                 next_token=token,
                 row_count=served if n == 0 else 0,
                 problems=tuple(problems) if n == 0 else (),
+                server_time=server_time,
             )
+
+    # --- refusals --------------------------------------------------------------------------------
+
+    def _refusal(self, resource: str, fb: _Forbidden) -> SourceError:
+        """A 403 on one resource: the company itself refused (the account has no access to it,
+        or is mapped to no GP user), or only this resource (the account's GP role lacks the
+        security task behind it). Once anything of the company has been read it is the latter;
+        before, the tenant's company list tells them apart."""
+        if not self._company_readable:
+            try:
+                readable = self.company in self.companies()
+            except SourceAuthFailed as exc:
+                return exc
+            except SourceError:
+                readable = False
+            if not readable:
+                return self._company_refused(fb)
+        clean = _clean_url(fb.url)
+        reason = (f"GP refuses {resource} to {self.username} (403 at {clean}): the account's GP security role "
+                  f"lacks the security task that reads {resource}")
+        self._audit("access_denied", {"user": self.username, "url": clean, "status": 403, "resource": resource,
+                                      "reason": reason})
+        return SourceAccessDenied(
+            f"{reason}{': ' + fb.message if fb.message else ''}", resource=resource, source=SOURCE, url=clean,
+            status=403,
+            advice=(f"In GP, Security Task Setup / Security Role Setup: give the role of the GP user mapped to "
+                    f"{self.username} a task with read access to {resource} in company {self.company!r}; the "
+                    "other documents keep flowing meanwhile."),
+        )
+
+    def _company_refused(self, fb: _Forbidden) -> SourceAuthFailed:
+        clean = _clean_url(fb.url)
+        reason = (f"{self.username} is authenticated but has no access to company {self.company!r}: map the "
+                  f"Windows account to a GP user with access to the company (403 at {clean})")
+        self._audit("auth_failed", {"user": self.username, "url": clean, "status": 403, "reason": reason})
+        return SourceAuthFailed(f"{reason}{': ' + fb.message if fb.message else ''}", source=SOURCE, url=clean,
+                                status=403)
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -465,7 +543,7 @@ class GpClient:
                 spent = self._clock() - started
                 if attempt >= self._retry.attempts or spent + wait > self._retry.max_elapsed:
                     err = r.error
-                    raise SourceUnavailable(
+                    raise type(err)(
                         f"{err} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})",
                         source=SOURCE, url=err.url, status=err.status,
                     ) from None
@@ -485,7 +563,7 @@ class GpClient:
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc).lower():
                 # A self-signed or internal-CA certificate is common on GP Service (§1.3, §6).
-                raise SourceUnavailable(
+                raise SourceUnreachable(
                     f"the TLS certificate of {urlsplit(url).hostname} is not trusted: set the GP connection's "
                     "CA bundle (verify=<path to the PEM of the CA that issued the GP Service certificate>); "
                     "certificate verification stays on",
@@ -497,7 +575,7 @@ class GpClient:
             raise _Retryable(SourceUnavailable(f"GP Service timed out ({type(exc).__name__}) at {clean}",
                                                source=SOURCE, url=clean)) from None
         except requests.exceptions.ConnectionError as exc:
-            raise _Retryable(SourceUnavailable(f"cannot reach GP Service at {clean} ({type(exc).__name__})",
+            raise _Retryable(SourceUnreachable(f"cannot reach GP Service at {clean} ({type(exc).__name__})",
                                                source=SOURCE, url=clean)) from None
         except requests.exceptions.RequestException as exc:
             raise _Retryable(SourceUnavailable(f"HTTP error talking to {clean} ({type(exc).__name__})",
@@ -534,11 +612,7 @@ class GpClient:
             # Windows authentication succeeded; GP may still refuse the company (403 below).
             self._audit("logon", {"user": self.username, "url": clean, "company": self.company})
         if status == 403:
-            msg = _server_message(resp)
-            reason = (f"{self.username} is authenticated but has no access to company {self.company!r}: map the "
-                      f"Windows account to a GP user with access to the company (403 at {clean})")
-            self._audit("auth_failed", {"user": self.username, "url": clean, "status": 403, "reason": reason})
-            raise SourceAuthFailed(f"{reason}{': ' + msg if msg else ''}", source=SOURCE, url=clean, status=403)
+            raise _Forbidden(url, _server_message(resp))
         if status == 404:
             raise _NotFound(url, _server_message(resp))
         if status in _RETRY_STATUSES:

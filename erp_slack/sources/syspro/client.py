@@ -31,6 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from email.utils import parsedate_to_datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from os import PathLike
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar
@@ -46,6 +47,7 @@ from erp_slack.errors import (
     SourceError,
     SourceSessionExpired,
     SourceUnavailable,
+    SourceUnreachable,
 )
 from erp_slack.model import Cursor, CursorValue, Entity, Page
 from erp_slack.sources.base import AuditHook, no_audit
@@ -143,9 +145,9 @@ def _ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
 
 
 def _unavailable(message: str, *, url: str = "", status: int | None = None,
-                 transient: bool) -> SourceUnavailable:
+                 transient: bool, kind: type[SourceUnavailable] = SourceUnavailable) -> SourceUnavailable:
     """A SourceUnavailable marked ``transient`` (retried in-client) or not (left to Prefect)."""
-    exc = SourceUnavailable(message, source="syspro", url=url, status=status)
+    exc = kind(message, source="syspro", url=url, status=status)
     exc.transient = transient  # type: ignore[attr-defined]
     return exc
 
@@ -694,6 +696,14 @@ class _SysproClient(ABC):
         self._clock = clock
         self._lookups: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._closed = False
+        self._server_time: datetime | None = None  # the ERP's clock at its last reply
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        try:
+            when = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError, IndexError):
+            return
+        self._server_time = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
     @property
     def entities(self) -> tuple[Entity, ...]:
@@ -740,6 +750,7 @@ class _SysproClient(ABC):
                 next_token=raw.next_token,
                 row_count=raw.row_count,
                 problems=tuple(raw.problems),
+                server_time=self._server_time,
             )
 
     def close(self) -> None:
@@ -873,9 +884,13 @@ class _SysproClient(ABC):
             try:
                 return parse(send())
             except httpx.TransportError as exc:
-                # Connection refused or dropped, timeouts: the read never completed.
+                # Connection refused or dropped, timeouts: the read never completed. No connection
+                # at all means the server is not there for any other read either.
+                kind = SourceUnreachable if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) else \
+                    SourceUnavailable
                 error: SourceError = _unavailable(
-                    f"SYSPRO {self.TRANSPORT} request failed: {type(exc).__name__}", url=url, transient=True)
+                    f"SYSPRO {self.TRANSPORT} request failed: {type(exc).__name__}", url=url, transient=True,
+                    kind=kind)
                 cause: BaseException | None = exc
             except SourceUnavailable as exc:
                 error, cause = exc, None
@@ -955,6 +970,7 @@ class SysproEnetClient(_SysproClient):
             verify=_ssl_verify(verify),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
+            event_hooks={"response": [self._note_server_time]},
         )
 
     def version(self) -> str:
@@ -1087,6 +1103,7 @@ class SysproODataClient(_SysproClient):
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0"},
+            event_hooks={"response": [self._note_server_time]},
         )
         origin = urlsplit(self.base_url)
         self._origin = (origin.scheme, origin.netloc.lower())
