@@ -57,6 +57,8 @@ deliveries = Table(
     Column("version", String(32), nullable=False),
     # A dry run records what would be posted without blocking the real post later.
     Column("dry_run", Boolean, nullable=False, default=False),
+    # How often this version was queued before: a document may return to an earlier state (0003).
+    Column("revision", Integer, nullable=False, default=0, server_default="0"),
     Column("event", String(20), nullable=False),
     Column("channel", String(100), nullable=False),
     Column("status", String(20), nullable=False),
@@ -80,7 +82,8 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     Column("flow_run_id", String(64)),
-    UniqueConstraint("source", "company", "entity", "record_key", "version", "dry_run", name="uq_delivery_version"),
+    UniqueConstraint("source", "company", "entity", "record_key", "version", "dry_run", "revision",
+                     name="uq_delivery_version"),
     Index("ix_deliveries_lane", "status", "channel", "id"),
     Index("ix_deliveries_record", "source", "company", "entity", "record_key"),
     Index("ix_deliveries_batch", "batch_uid"),

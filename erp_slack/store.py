@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
 from erp_slack.schema import audit_events, deliveries, watermarks
 
-_DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run")
+_DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run", "revision")
 
 __all__ = ["Store", "NewDelivery", "Delivery", "EnqueueResult", "utcnow", "redact_url"]
 
@@ -253,8 +253,12 @@ class Store:
             seen: set[tuple[str, str]] = set()
             for item in items:
                 rehearse_revival = False
-                if (item.record_key, item.version) in seen or item.version in prior.get(item.record_key, {}).get("versions", ()):
-                    was_filtered = prior.get(item.record_key, {}).get("filtered", {}).get(item.version)
+                slot = prior.get(item.record_key, {})
+                # A duplicate is the state last recorded, not any state ever seen: a document that
+                # returns to an earlier state (hold on, off, on again) is news again.
+                if (item.record_key, item.version) in seen or item.version == slot.get("latest"):
+                    held = slot.get("latest_status") == "filtered" and not slot.get("latest_dry_run")
+                    was_filtered = slot.get("latest_id") if held else None
                     if requeue_filtered and item.status == "pending" and was_filtered is not None:
                         revive.append((was_filtered, item))
                         continue
@@ -273,13 +277,16 @@ class Store:
                         continue
                     sf = item.status_field
                     event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
-                prior.setdefault(item.record_key, {"versions": set(), "fields": item.fields, "filtered": {}})
-                prior[item.record_key]["versions"].add(item.version)
-                prior[item.record_key]["fields"] = item.fields
+                slot = prior.setdefault(item.record_key, {"revisions": {}})
+                revision = slot["revisions"].get(item.version, 0)
+                slot["revisions"][item.version] = revision + 1
+                slot.update(latest=item.version, latest_id=None, latest_status=item.status, fields=item.fields,
+                            latest_dry_run=dry_run)
                 rows.append(
                     dict(
                         uid=uuid.uuid4().hex, source=source, company=company, entity=entity,
-                        record_key=item.record_key, version=item.version, dry_run=dry_run, event=event_kind,
+                        record_key=item.record_key, version=item.version, dry_run=dry_run, revision=revision,
+                        event=event_kind,
                         channel=item.channel, status=item.status, reason=item.reason or None, cursor=item.cursor,
                         fields=_json(dict(item.fields)), changes=_json(changes) if changes else None,
                         payload=_json(item.payload) if item.payload is not None else None,
@@ -348,7 +355,7 @@ class Store:
             chunk = keys_list[i : i + 500]
             q = (
                 select(deliveries.c.id, deliveries.c.record_key, deliveries.c.version, deliveries.c.fields,
-                       deliveries.c.status, deliveries.c.dry_run)
+                       deliveries.c.status, deliveries.c.dry_run, deliveries.c.revision)
                 .where(
                     deliveries.c.source == source, deliveries.c.company == company, deliveries.c.entity == entity,
                     deliveries.c.record_key.in_(chunk),
@@ -358,11 +365,14 @@ class Store:
             if not dry_run:
                 q = q.where(deliveries.c.dry_run.is_(False))  # what was only rehearsed is still news
             for r in conn.execute(q):
-                slot = out.setdefault(r.record_key, {"versions": set(), "fields": {}, "filtered": {}})
-                slot["versions"].add(r.version)
+                slot = out.setdefault(r.record_key, {"latest": None, "latest_id": None, "latest_status": None,
+                                                     "fields": {}, "revisions": {}})
+                # Rows come oldest first: the last one is the state last recorded.
+                slot["latest"], slot["latest_id"], slot["latest_status"] = r.version, r.id, r.status
                 slot["fields"] = json.loads(r.fields)
-                if r.status == "filtered" and not r.dry_run:
-                    slot["filtered"][r.version] = r.id
+                if r.dry_run == dry_run:
+                    slot["revisions"][r.version] = slot["revisions"].get(r.version, 0) + 1
+                slot["latest_dry_run"] = r.dry_run
         return out
 
     # --- audit ----------------------------------------------------------------------------

@@ -488,3 +488,19 @@ def test_a_far_future_modified_date_is_delivered_but_never_drags_the_watermark(g
     assert res.watermark_after is not None and not res.watermark_after.startswith("2999")
     assert any(r["record_key"] == "FUTURE01" for r in store.deliveries())
     assert [a["record_key"] for a in store.audit_rows("future_cursor")] == ["FUTURE01"]
+
+
+def test_an_invoice_put_on_hold_again_is_announced_again(gp_sim, store, slack_sim_factory):
+    from erp_slack.sources.gp.entities import PAYABLES_INVOICE
+
+    slack = slack_sim_factory(rate_limits=False, time_scale=1000.0)
+    from tests._cycle import run_cycle
+
+    voucher = gp_sim.sim.add_invoice("ACETRAVE0001", "HOLD-AGAIN-1", "640.00", posted=True)
+    run_cycle(gp_sim.client(), [PAYABLES_INVOICE], store, slack)  # the first run posts what is there
+    for hold in (True, False, True):
+        gp_sim.sim.update_invoice(voucher, on_hold=hold)
+        run_cycle(gp_sim.client(), [PAYABLES_INVOICE], store, slack)
+    rows = [r for r in store.deliveries(entity="payables_invoice") if r["record_key"].endswith(voucher)]
+    assert [r["status"] for r in rows] == ["sent"] * 4
+    assert len({r["version"] for r in rows}) == 2  # two states, the first of them announced twice more

@@ -55,6 +55,42 @@ def test_changed_version_becomes_update_with_changes(store: Store):
     assert store.deliveries(version="v3")[0]["event"] == "status_change"
 
 
+def test_a_record_returning_to_an_earlier_state_is_news_again(store: Store):
+    _enqueue(store, [_item("A", "held", hold="Yes")])
+    _enqueue(store, [_item("A", "released", hold="No")])
+    again = _enqueue(store, [_item("A", "held", hold="Yes")])  # on hold once more
+    assert again.updated == 1 and again.duplicates == 0
+    rows = store.deliveries(record_key="A")
+    assert [(r["version"], r["revision"]) for r in rows] == [("held", 0), ("released", 0), ("held", 1)]
+    assert '"hold"' in rows[-1]["changes"] and "Yes" in rows[-1]["changes"]
+    # Re-reading that state (a crash and a re-read, the next poll) is no news.
+    assert _enqueue(store, [_item("A", "held", hold="Yes")]).duplicates == 1
+    assert len(store.deliveries(record_key="A")) == 3
+
+
+def test_an_outbox_from_before_revisions_upgrades_in_place(store: Store):
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import erp_slack.store as store_module
+
+    _enqueue(store, [_item("A", "v1", status="Open"), _item("B", "v1")])
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert "revision" not in {c["name"] for c in inspect(store.engine).get_columns("deliveries")}
+    upgraded = Store(store.url)  # what a worker of the new version does on start
+    assert [(r["record_key"], r["revision"]) for r in upgraded.deliveries()] == [("A", 0), ("B", 0)]
+    assert _enqueue(upgraded, [_item("A", "v2", status="Held")]).updated == 1
+    assert _enqueue(upgraded, [_item("A", "v1", status="Open")]).updated == 1  # back to v1: news again
+    assert [r["revision"] for r in upgraded.deliveries(record_key="A")] == [0, 0, 1]
+    upgraded.dispose()
+
+
 def test_dry_run_rows_do_not_block_the_real_post(store: Store):
     _enqueue(store, [_item("A", delivery="dry-run")], dry_run=True)
     res = _enqueue(store, [_item("A")])
