@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     dn.set_defaults(fn=cmd_down)
 
     for name, fn, helptext in (("report", cmd_report, "counts of posted, filtered, failed deliveries"),
-                               ("requeue", cmd_requeue, "put failed deliveries back to pending")):
+                               ("requeue", cmd_requeue, "put failed deliveries back to pending (rows failed as "
+                                "'unverifiable' may already be in Slack: check the channel first, a requeue "
+                                "may post them twice)")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--config")
         s.add_argument("--db", help="audit database URL (instead of --config)")

@@ -18,7 +18,11 @@ __all__ = ["raise_alert", "clear_alert", "alert_open"]
 
 
 def alert_open(store: Store, source: str, company: str) -> bool:
-    """Whether the last alert of (source, company) is still open."""
+    """Whether the last alert of (source, company) reached the ops channel and is still open.
+
+    Only alerts that were really posted count: one that failed to reach Slack (or had no
+    channel to go to) is recorded as ``alert_failed`` and raised again on the next failure.
+    """
     q = (
         select(audit_events.c.kind)
         .where(audit_events.c.kind.in_(("alert_raised", "alert_cleared")), audit_events.c.source == source,
@@ -39,8 +43,9 @@ def raise_alert(
         return False
     name = SOURCE_NAMES.get(source, source)
     posted = _post(gateway, channel, f"{name} ({company}) needs attention", f"{problem}\nWhat to do: {advice}", ok=False)
-    store.audit("alert_raised", source=source, company=company, channel=channel, message=problem,
-                details={"posted": posted, "advice": advice}, flow_run_id=flow_run_id)
+    # An alert nobody saw opens no streak: the next failure tries again.
+    store.audit("alert_raised" if posted else "alert_failed", source=source, company=company, channel=channel,
+                message=problem, details={"posted": posted, "advice": advice}, flow_run_id=flow_run_id)
     return posted
 
 
@@ -53,8 +58,9 @@ def clear_alert(
         return False
     name = SOURCE_NAMES.get(source, source)
     posted = _post(gateway, channel, f"{name} ({company}) is working again", "The last run completed normally.", ok=True)
-    store.audit("alert_cleared", source=source, company=company, channel=channel, details={"posted": posted},
-                flow_run_id=flow_run_id)
+    if posted:  # otherwise the streak stays open and the next good run says it again
+        store.audit("alert_cleared", source=source, company=company, channel=channel, details={"posted": posted},
+                    flow_run_id=flow_run_id)
     return posted
 
 

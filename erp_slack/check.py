@@ -8,11 +8,18 @@ Nothing is posted and no watermark moves. Each line says what to do about a fail
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from erp_slack.config import AppConfig
 from erp_slack.connect import gp_client, gp_entities, syspro_client, syspro_entities
-from erp_slack.errors import ErpSlackError, SlackRejected, SourceAuthFailed, SourceUnavailable
+from erp_slack.errors import (
+    EntityNotOffered,
+    ErpSlackError,
+    SlackRejected,
+    SourceAuthFailed,
+    SourceError,
+    SourceUnreachable,
+)
 from erp_slack.model import Entity
 from erp_slack.routing import Rule
 from erp_slack.slack.send import SlackGateway
@@ -44,32 +51,42 @@ _SLACK_ADVICE = {
 def _source_checks(
     system: str, make: Callable[[], SourceClient], entities: Sequence[Entity], wanted: Sequence[str] | None
 ) -> list[CheckResult]:
-    results: list[CheckResult] = []
+    """Log on by reading one row of each entity; "log on OK" only once the server has let us in.
+
+    A server that cannot be reached is one "connect" row with network advice, and the check
+    stops there instead of failing every entity the same way.
+    """
+    reads: list[CheckResult] = []
     selected = [e for e in entities if not wanted or e.name in wanted]
+    company = ""
     try:
         with make() as client:
-            results.append(CheckResult(system, "log on", True, f"company {client.company}"))
+            company = client.company
             for entity in selected:
                 try:
                     rows = sum(len(p.rows) for p in client.pages(entity, since=None, limit=1))
-                except SourceAuthFailed:
+                except (SourceAuthFailed, SourceUnreachable):
                     raise
-                except ErpSlackError as exc:
-                    results.append(CheckResult(system, f"read {entity.name}", False, str(exc),
-                                               f"Check that the operator may read {entity.table}."))
+                except EntityNotOffered as exc:
+                    reads.append(CheckResult(system, f"read {entity.name}", True,
+                                             f"not offered by this server; skipped ({exc})"))
+                    continue
+                except SourceError as exc:
+                    reads.append(CheckResult(system, f"read {entity.name}", False, str(exc), exc.advice))
                     continue
                 detail = f"{entity.table}: read {min(rows, 1)} row" + ("" if rows else " (table is empty)")
-                results.append(CheckResult(system, f"read {entity.name}", True, detail))
-        results.append(CheckResult(system, "log off", True, "session released"))
+                reads.append(CheckResult(system, f"read {entity.name}", True, detail))
+        logoff = [CheckResult(system, "log off", True, "session released")]
     except SourceAuthFailed as exc:
-        results.append(CheckResult(system, "log on", False, str(exc),
-                                   "Check the user name, password and company in the configuration."))
-    except SourceUnavailable as exc:
-        results.append(CheckResult(system, "connect", False, str(exc),
-                                   "Check base_url, that the service runs, the firewall, and the TLS CA bundle (verify)."))
+        return [CheckResult(system, "log on", False, str(exc),
+                            "Check the user name, password and company in the configuration.")]
+    except SourceUnreachable as exc:
+        return [CheckResult(system, "connect", False, str(exc), exc.advice)]
+    except SourceError as exc:
+        return [*reads, CheckResult(system, "connect", False, str(exc), exc.advice)]
     except ErpSlackError as exc:
-        results.append(CheckResult(system, "connect", False, str(exc), "Check the configuration."))
-    return results
+        return [*reads, CheckResult(system, "connect", False, str(exc), "Check the configuration.")]
+    return [CheckResult(system, "log on", True, f"company {company}"), *reads, *logoff]
 
 
 def _channels(routes: Iterable[Rule]) -> list[str]:
@@ -102,12 +119,29 @@ def _slack_checks(gateway: SlackGateway, channels: Sequence[str]) -> list[CheckR
             results.append(CheckResult("Slack", what, False, "is_archived", _SLACK_ADVICE["is_archived"]))
         elif info.get("is_member"):
             results.append(CheckResult("Slack", what, True, "bot is a member"))
+            results.append(_history_check(gateway, channel, info))
         elif info.get("is_private"):
             results.append(CheckResult("Slack", what, False, "bot is not in this private channel",
                                        f"Invite the bot: /invite @{who.get('user', 'the bot')} in {channel}."))
         else:
             results.append(CheckResult("Slack", what, True, "public; the bot joins on its first post"))
     return results
+
+
+def _history_check(gateway: SlackGateway, channel: str, info: Mapping[str, Any]) -> CheckResult:
+    """The bot must read a channel's history: after a post whose outcome is unknown (a timeout),
+    that is how it finds out whether the message arrived instead of posting it twice."""
+    what = f"read history of {channel}"
+    try:
+        gateway.read_history(info.get("id") or channel)
+    except SlackRejected as exc:
+        scope = "groups:history" if info.get("is_private") else "channels:history"
+        return CheckResult("Slack", what, False, exc.code,
+                           f"Add the {scope} scope to the Slack app and reinstall it: without it a post whose "
+                           "outcome is unknown cannot be verified and ends as failed.")
+    except ErpSlackError as exc:
+        return CheckResult("Slack", what, False, str(exc), "Try again; Slack did not answer.")
+    return CheckResult("Slack", what, True, "history readable")
 
 
 def run_checks(config: AppConfig, routes: Sequence[Rule] | None = None) -> list[CheckResult]:

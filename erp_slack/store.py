@@ -589,11 +589,41 @@ class Store:
     def finish(self, ids: Sequence[int], *, worker: str, status: str, error: str) -> None:
         """End this worker's rows as ``failed`` (fixable: channel, token) or ``dead`` (gave up)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                _mine(update(deliveries), ids, worker).values(
-                    status=status, last_error=error, claimed_by=None, updated_at=utcnow()
+            for chunk in _chunks(ids):
+                conn.execute(
+                    _mine(update(deliveries), chunk, worker).values(
+                        status=status, last_error=error, claimed_by=None, updated_at=utcnow()
+                    )
                 )
-            )
+
+    def fail_channel(self, channel: str, *, error: str) -> list[Delivery]:
+        """Mark every pending row of a channel ``failed`` in one statement (a broken destination:
+        the rest would fail the same way), however long the backlog; returns the rows."""
+        now = utcnow()
+        stmt = (
+            update(deliveries)
+            .where(deliveries.c.channel == channel, deliveries.c.status == "pending", deliveries.c.dry_run.is_(False))
+            .values(status="failed", last_error=error, updated_at=now)
+            .returning(*deliveries.c)
+        )
+        with self.engine.begin() as conn:
+            return [_delivery(r) for r in conn.execute(stmt).all()]
+
+    def audit_many(self, events: Sequence[Mapping[str, Any]], *, flow_run_id: str | None = None) -> None:
+        """Write many audit events in one transaction (one per record of a failed lane)."""
+        if not events:
+            return
+        now = utcnow()
+        rows = [
+            dict(at=now, kind=e["kind"], source=e.get("source"), company=e.get("company"), entity=e.get("entity"),
+                 record_key=e.get("record_key"), channel=e.get("channel"), delivery_id=e.get("delivery_id"),
+                 message=e.get("message"), details=_json(dict(e["details"])) if e.get("details") else None,
+                 flow_run_id=flow_run_id)
+            for e in events
+        ]
+        with self.engine.begin() as conn:
+            for i in range(0, len(rows), 1000):
+                conn.execute(insert(audit_events), rows[i:i + 1000])
 
     def requeue(self, *, status: str = "failed", channel: str | None = None, to: str | None = None) -> int:
         """Put failed (or dead) rows back to pending, e.g. after a channel or token is fixed;
@@ -601,7 +631,10 @@ class Store:
         q = update(deliveries).where(deliveries.c.status == status, deliveries.c.dry_run.is_(False))
         if channel:
             q = q.where(deliveries.c.channel == channel)
-        values: dict[str, Any] = dict(status="pending", next_attempt_at=None, updated_at=utcnow())
+        # A fresh start: its age, attempts and claim are those of a new row, so a requeued row is
+        # neither treated as ambiguous nor dead-lettered at once for an old attempt count.
+        values: dict[str, Any] = dict(status="pending", next_attempt_at=None, updated_at=utcnow(), attempts=0,
+                                      first_attempt_at=None, claimed_by=None, claimed_at=None, batch_uid=None)
         if to:
             values["channel"] = to
         with self.engine.begin() as conn:
@@ -630,6 +663,12 @@ class Store:
         if oldest is None:
             return None
         return (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
+
+
+def _chunks(ids: Sequence[int], size: int = 1000) -> list[list[int]]:
+    """Id lists cut to a size every database takes as bind parameters (PostgreSQL: 65,535)."""
+    ids = list(ids)
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def _mine(stmt: Any, ids: Sequence[int], worker: str) -> Any:

@@ -209,7 +209,7 @@ def run_source(
             report: DrainReport = deliver(store, gateway, slack.drain_settings(), all_entities(), run_id, slack.pacer())
             summary.delivered_records, summary.messages = report.records, report.messages
             summary.rate_limited = report.rate_limited
-            summary.failed = sum(s.failed for s in report.lanes.values())
+            summary.failed = sum(s.failed for s in report.lanes.values()) + report.unverifiable
             summary.dead = sum(s.dead for s in report.lanes.values())
             summary.halted = report.halted
     except Exception as exc:  # noqa: BLE001
@@ -270,7 +270,11 @@ def delivery_failure(summary: RunSummary, store: Store) -> DeliveryFailed | None
         for channel, rows in sorted(by_channel.items()):
             error = rows[-1]["last_error"] or "unknown error"
             lines.append(f"{len(rows)} record(s) for {channel} {status}: {error}")
-            if status == "failed" and any(code in error for code in _CHANNEL_ERRORS):
+            if status == "failed" and error.startswith("unverifiable"):
+                advice.append(f"Give the bot the history scope for {channel} (channels:history, groups:history), "
+                              "check which of these records are in the channel, then `erp-slack requeue "
+                              f"--channel {channel} --config FILE` (a requeued record may post twice).")
+            elif status == "failed" and any(code in error for code in _CHANNEL_ERRORS):
                 advice.append(f"Invite the bot to {channel} (/invite @bot) or fix the route, then run "
                               f"`erp-slack requeue --config FILE`.")
             elif status == "failed":

@@ -143,3 +143,28 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path, capsys):
     p.write_bytes(GOOD.replace("OP", "Müller").encode("cp1252"))
     assert main(["config", "validate", str(p)]) == 2
     assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_check_names_a_channel_whose_history_the_bot_cannot_read(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+    path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db"))
+    slack_sim.sim.inject("conversations.history", "missing_scope", times=1)
+    assert main(["check", "--config", path]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "read history of" in failed[0] and "channels:history" in failed[0]
+
+
+def test_check_against_a_host_that_is_down_is_one_connect_row_and_fast(tmp_path, capsys, syspro_sim, gp_sim,
+                                                                       slack_sim):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    text = sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db").replace(syspro_sim.url, gone, 1)
+    started = time.monotonic()
+    assert main(["check", "--config", write(tmp_path, text)]) == 1
+    assert time.monotonic() - started < 30
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("SYSPRO")]
+    assert len(lines) == 1 and "connect" in lines[0] and "FAILED" in lines[0] and "firewall" in lines[0]
+    assert "log on" not in lines[0]

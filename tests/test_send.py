@@ -213,3 +213,34 @@ def test_reconciliation_never_reposts_when_history_is_too_long_to_search(store, 
     monkeypatch.setattr(send, "_HISTORY_PAGES", 100)
     drainer(store, sim, lease=timedelta(0)).drain()
     assert_exactly_once(store, sim)
+
+
+def test_a_possibly_posted_batch_whose_history_cannot_be_read_ends_visibly_failed(store, slack_sim):
+    seed(store, 3, channels=["#ap-invoices"])
+    rows = store.claim("#ap-invoices", 3, worker="dead-worker")  # posted or not, then the worker died
+    slack_sim.sim.inject("conversations.history", "missing_scope", times=100)
+    # Within the verification window the claim is kept: a second post could duplicate.
+    kept = drainer(store, slack_sim, lease=timedelta(0)).drain()
+    assert kept.unverifiable == 0 and store.counts() == {"sending": 3}
+    # Past it, the rows leave `sending` for a state a person sees, with the reason and what to do.
+    report = drainer(store, slack_sim, lease=timedelta(0), verify_for=timedelta(0)).drain()
+    assert report.unverifiable == 3 and store.counts() == {"failed": 3}
+    failed = store.deliveries(status="failed")
+    assert all(r["last_error"].startswith("unverifiable") and "history" in r["last_error"] for r in failed)
+    assert len(store.audit_rows("unverifiable")) == 1
+    assert {r.id for r in rows} == {r["id"] for r in failed}
+    # `erp-slack requeue` acts on them, with a fresh attempt clock.
+    assert store.requeue(status="failed") == 3
+    assert all(r["attempts"] == 0 and r["first_attempt_at"] is None and r["batch_uid"] is None
+               for r in store.deliveries())
+
+
+def test_a_failed_lane_with_a_huge_backlog_is_marked_in_one_statement(store, slack_sim):
+    n = 70_000
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", cursor_kind="rowversion", watermark=None,
+                  items=[NewDelivery(record_key=f"K{i}", version="v", channel="#no-such-channel", status="pending",
+                                     fields={"invoice": f"K{i}"}, cursor="1") for i in range(n)])
+    report = drainer(store, slack_sim).drain()
+    assert report.lanes["#no-such-channel"].failed == n
+    assert store.counts() == {"failed": n}
+    assert len(store.audit_rows("delivery_failed")) == n

@@ -187,6 +187,11 @@ class SlackGateway:
                 return None
         raise DeliveryAmbiguous("channel history too long to search", method="conversations.history")
 
+    def read_history(self, channel_id: str) -> None:
+        """Read one message of the channel's history (what reconciliation needs); raises
+        SlackRejected (``missing_scope``, ``not_in_channel``…) if the bot may not."""
+        self._call(lambda: self._reader.conversations_history(channel=channel_id, limit=1), "conversations.history")
+
     def permalink(self, channel_id: str, ts: str) -> str | None:
         """The message's permalink, built the way Slack builds it (saves a call per message)."""
         if not self._team_url:
@@ -243,6 +248,9 @@ class DrainSettings:
         time_scale: Speeds every rate and wait up; only for simulators and benchmarks.
         max_seconds: Budget for one drain; what is left stays pending for the next run.
         reconcile_after: Seconds to wait after an ambiguous failure before searching history.
+        verify_for: How long a possibly posted batch whose channel history Slack refuses to
+            show (a missing scope, a private channel) stays claimed before it is marked
+            ``failed`` as unverifiable, visibly, instead of waiting forever.
         headroom: Fraction of the rates actually used, so network jitter between our clock and
             Slack's does not turn exact pacing into 429s.
     """
@@ -256,6 +264,7 @@ class DrainSettings:
     time_scale: float = 1.0
     max_seconds: float = 600.0
     reconcile_after: float = 2.0
+    verify_for: timedelta = timedelta(minutes=30)
     headroom: float = 0.97
 
     def __post_init__(self) -> None:
@@ -285,6 +294,7 @@ class DrainReport:
     lanes: dict[str, LaneStats] = field(default_factory=dict)
     halted: str | None = None
     reconciled: int = 0
+    unverifiable: int = 0  # records given up as "may or may not be in Slack" (now failed)
     elapsed: float = 0.0
 
     @property
@@ -363,7 +373,7 @@ class Drainer:
             self._audit("slack_auth_failed" if isinstance(exc, SlackRejected) else "slack_unavailable", message=str(exc))
             report.halted = str(exc)
             return report
-        report.reconciled = self._reconcile_stale()
+        report.reconciled, report.unverifiable = self._reconcile_stale()
         pending = self.store.pending_by_channel()
         lanes = [_Lane(ch) for ch in sorted(pending) if channels is None or ch in channels]
         report.lanes = {lane.channel: lane.stats for lane in lanes}
@@ -587,16 +597,17 @@ class Drainer:
             return None
         status = "failed" if isinstance(decision, P.Fail) else "dead"
         rows = list(rows)
+        self.store.finish([d.id for d in rows], worker=self.worker, status=status, error=decision.reason)
         if status == "failed":
             # A broken destination takes the whole lane down: the rest would fail the same way.
-            rows += self.store.claim(lane.channel, 100_000, worker=self.worker)
-        self.store.finish([d.id for d in rows], worker=self.worker, status=status, error=decision.reason)
+            rows += self.store.fail_channel(lane.channel, error=decision.reason)
         setattr(lane.stats, status, getattr(lane.stats, status) + len(rows))
-        for d in rows:
-            self._audit(
-                "dead_letter" if status == "dead" else "delivery_failed", channel=lane.channel, delivery_id=d.id,
-                source=d.source, company=d.company, entity=d.entity, record_key=d.record_key, message=decision.reason,
-            )
+        kind = "dead_letter" if status == "dead" else "delivery_failed"
+        self.store.audit_many([
+            dict(kind=kind, channel=lane.channel, delivery_id=d.id, source=d.source, company=d.company,
+                 entity=d.entity, record_key=d.record_key, message=decision.reason)
+            for d in rows
+        ], flow_run_id=self.flow_run_id)
         lane.held = None
         return None if status == "failed" else (started or now) + self._interval
 
@@ -621,9 +632,10 @@ class Drainer:
         decision = self.policy.decide(P.Outcome.NOT_SENT, attempt=lane.attempt, age=age, code=why, rand=self.rng.random())
         return self._apply(lane, rows, decision, started)
 
-    def _reconcile_stale(self) -> int:
-        """Batches left ``sending`` by a crashed or stuck drainer: posted or not?"""
-        found = 0
+    def _reconcile_stale(self) -> tuple[int, int]:
+        """Batches left ``sending`` by a crashed or stuck drainer: posted or not? Returns the
+        batches found in Slack and the records given up as unverifiable."""
+        found = given_up = 0
         for batch_uid, stale in self.store.stale_batches(older_than=self.settings.lease).items():
             claimed = _first_attempt(stale)
             rows = self.store.take_stale(batch_uid, worker=self.worker, older_than=self.settings.lease)
@@ -634,8 +646,19 @@ class Drainer:
                 channel_id = self.gateway.resolve(channel)
                 ts = self.gateway.find_batch(channel_id, batch_uid, since=claimed)
             except SlackRejected as exc:
-                # History cannot be read (a missing scope, a renamed channel): the post may be
-                # there, so keep the claim rather than risk a second one, and say so.
+                # History cannot be read (a missing scope, a private channel): the post may be
+                # there, so keep the claim rather than risk a second one — for a while. Past
+                # `verify_for` the rows become visibly `failed`, with an alert, for a person.
+                if claimed is not None and utcnow() - claimed >= self.settings.verify_for:
+                    error = (f"unverifiable: may or may not be in {channel}; Slack refused to show its history "
+                             f"({exc.code}). Give the bot the history scope (channels:history, groups:history "
+                             "for private channels) and requeue, or check the channel and requeue only what is "
+                             "missing (a requeue may post it twice)")
+                    self.store.finish([d.id for d in rows], worker=self.worker, status="failed", error=error)
+                    given_up += len(rows)
+                    self._audit("unverifiable", channel=channel, message=error,
+                                details={"batch": batch_uid, "rows": len(rows)})
+                    continue
                 self._audit("reconcile_deferred", channel=channel,
                             message=f"cannot verify a possibly posted batch: {exc.code}", details={"batch": batch_uid})
                 continue
@@ -651,7 +674,7 @@ class Drainer:
                                      permalink=self.gateway.permalink(channel_id, ts), payload=None, batch_uid=batch_uid)
             self._audit("reconciled", channel=channel, message="stale claim " + ("found in Slack" if ts else "not in Slack; requeued"),
                         details={"batch": batch_uid, "ts": ts, "rows": len(rows)})
-        return found
+        return found, given_up
 
     def _audit(self, kind: str, **kw: Any) -> None:
         self.store.audit(kind, flow_run_id=self.flow_run_id, **kw)
