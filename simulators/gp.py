@@ -387,11 +387,18 @@ class GpSimulator:
         reauth_per_request: bool = False,
         error_style: str = "json",
         clock: Callable[[], datetime] | None = None,
+        key_shapes: Sequence[str] = (),
     ) -> None:
         if not companies:
             raise ValueError("at least one company is needed")
         self._lock = threading.RLock()
         self.tenant = tenant
+        # Undocumented key shapes to serve: "gl-date-key" (GL keyed by JournalId and Date, as in
+        # GP's Web Services schema) and "receipt-line-key" (the line number under the line's Key).
+        unknown = set(key_shapes) - {"gl-date-key", "receipt-line-key"}
+        if unknown:
+            raise ValueError(f"unknown key shapes {sorted(unknown)}")
+        self.key_shapes = frozenset(key_shapes)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._last_stamp: datetime | None = None
         self._dir = tempfile.mkdtemp(prefix="gp-sim-")
@@ -1181,9 +1188,23 @@ class GpSimulator:
         if size is not None and len(taken) > size:
             taken = taken[:size]
             next_url = self._link(req.path, _token_encode(taken[-1][0]))
-        items = [_strip(row) for _, row in taken]
+        items = [self._reshape(res.name, _strip(row)) for _, row in taken]
         body, headers = self._wrap_list(items, next_url)
         return self._json(body, headers=headers)
+
+    def _reshape(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        """Key shapes GP may use that its REST service does not document (``key_shapes``)."""
+        if table == "gl" and "gl-date-key" in self.key_shapes and isinstance(row.get("Key"), dict):
+            key = dict(row["Key"])
+            key.pop("Year", None)
+            key["Date"] = row.get("TransactionDate")
+            row = {**row, "Key": key}
+        if table == "receipts" and "receipt-line-key" in self.key_shapes:
+            row = {**row, "Lines": [
+                {**{k: v for k, v in ln.items() if k != "LineNumber"}, "Key": {"LineNumber": ln.get("LineNumber")}}
+                for ln in row.get("Lines") or []
+            ]}
+        return row
 
     def _positions(
         self, co: _Company, name: str, token: list[Any] | None

@@ -121,6 +121,26 @@ class _NotFound(Exception):
         self.message = message
 
 
+def _apply_aliases(aliases: Mapping[str, Sequence[tuple[str, str | None]]], row: dict[str, Any]) -> None:
+    """Fill a column the entity reads from another shape of the same fact, where GP's JSON is
+    not documented: ``(column, how)`` alternatives, tried in order; ``how`` is None (as is) or
+    ``"year"`` (the year of a date)."""
+    for column, alternatives in aliases.items():
+        if row.get(column) not in (None, ""):
+            continue
+        for source, how in alternatives:
+            value = row.get(source)
+            if value in (None, ""):
+                continue
+            if how == "year":
+                text = str(value).strip()
+                if not (len(text) >= 4 and text[:4].isdigit()):
+                    continue
+                value = int(text[:4])
+            row[column] = value
+            break
+
+
 def _server_time(resp: requests.Response) -> datetime | None:
     """The server's clock from its HTTP ``Date`` header (aware UTC), if it sent a readable one."""
     try:
@@ -419,6 +439,7 @@ class GpClient:
                     value = _lookup(item, spec[1])
                     flat[name] = len(value) if isinstance(value, list) else 0
             if not explode:
+                _apply_aliases(entity.extra.get("aliases", {}), flat)
                 problem = _derive_minus(derive, flat)
                 if problem:
                     problems.append((flat, problem))
@@ -437,6 +458,7 @@ class GpClient:
                     continue
                 row = dict(flat)
                 row.update(flatten(line, explode))
+                _apply_aliases(entity.extra.get("aliases", {}), row)
                 problem = _derive_minus(derive, row)
                 if problem:
                     problems.append((row, problem))

@@ -200,7 +200,9 @@ GOODS_RECEIPT = Entity(
     status_field="status",
     currency_field="currency",
     optional=True,
-    extra={"explode": "Lines", "unposted": _UNPOSTED},
+    # The receipt line number may sit under the line's own Key, as PO lines have it.
+    extra={"explode": "Lines", "unposted": _UNPOSTED,
+           "aliases": {"Lines.LineNumber": (("Lines.Key.LineNumber", None), ("Lines.Key.SequenceNumber", None))}},
 )
 
 GL_JOURNAL = Entity(
@@ -255,6 +257,9 @@ GL_JOURNAL = Entity(
     ),
     optional=True,
     extra={
+        # GP's published Web Services schema keys a journal by JournalId and Date, with no Year.
+        "aliases": {"Key.Year": (("Key.Date", "year"), ("TransactionDate", "year")),
+                    "Lines.SequenceNumber": (("Lines.Key.SequenceNumber", None),)},
         "explode": "Lines",
         # Posted only: work (GL10000) entries can still change and are never announced.
         "match": {"TransactionState": ("Open", "History", "2", "3")},
