@@ -12,7 +12,7 @@ leaves its rows ``pending``, ``sending`` (to be reconciled) or ``failed``.
     e.net session evicted or expired   one re-logon: relogon 1, logon 2          all sent once, watermark at the top
     e.net session refused on replay    SourceSessionExpired: relogon 1           pages so far pending, watermark kept
     SYSPRO 5xx, drops, read timeouts   recovers, or SourceUnavailable: retry 2   the same; next cycle: each sent once
-    GP final 401 / 403                 SourceAuthFailed: auth_failed, no retry   nothing moves; next cycle catches up
+    GP final 401; 403 on a resource     SourceAuthFailed / SourceAccessDenied, no retry; nothing moves; next cycle catches up
     GP 503, drops, read timeouts       SourceUnavailable: retry 2                nothing moves; next cycle catches up
     audit database refuses a COMMIT    OperationalError, no poll row             nothing moves; next cycle catches up
     Slack 429 storm on every lane      waits each Retry-After: rate_limited      all sent once
@@ -51,7 +51,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from erp_slack.alerts import clear_alert, raise_alert
-from erp_slack.errors import SourceAuthFailed, SourceSessionExpired, SourceUnavailable
+from erp_slack.errors import SourceAccessDenied, SourceAuthFailed, SourceSessionExpired, SourceUnavailable
 from erp_slack.model import normalise
 from erp_slack.slack.policy import SendPolicy
 from erp_slack.slack.send import Drainer, DrainReport, DrainSettings, SlackGateway
@@ -443,10 +443,11 @@ GP_FAULTS = {
         page_size=2, after=3, arm=lambda sim: sim.inject("auth_401", path=PAYABLES),
         raises=SourceAuthFailed, match="after the NTLM handshake", tries=1,
         audit={"auth_failed": 1, "retry": 0, "alert_raised": 1}),
-    "403-no-access-to-the-company": SourceFault(
+    # The company itself is readable: only the role's task for payables is missing.
+    "403-on-one-resource": SourceFault(
         after=0, arm=lambda sim: sim.inject("403", path=PAYABLES),
-        raises=SourceAuthFailed, match="has no access to company", tries=1,
-        audit={"auth_failed": 1, "logon": 1, "retry": 0, "alert_raised": 1}),
+        raises=SourceAccessDenied, match="GP refuses Purchasing/Payables/Transactions", tries=1,
+        audit={"access_denied": 1, "auth_failed": 0, "logon": 1, "retry": 0, "alert_raised": 1}),
     "503-three-times": SourceFault(
         after=0, arm=lambda sim: sim.inject("503", times=3, path=PAYABLES),
         raises=SourceUnavailable, match=r"answered 503 .*\(gave up after 3 attempts\)", tries=3,
