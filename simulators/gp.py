@@ -399,6 +399,7 @@ class GpSimulator:
         if unknown:
             raise ValueError(f"unknown key shapes {sorted(unknown)}")
         self.key_shapes = frozenset(key_shapes)
+        self.clock_skew = timedelta(0)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._last_stamp: datetime | None = None
         self._dir = tempfile.mkdtemp(prefix="gp-sim-")
@@ -645,7 +646,14 @@ class GpSimulator:
         now = self._clock()
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
-        return now.astimezone(timezone.utc)
+        return now.astimezone(timezone.utc) + self.clock_skew
+
+    def set_clock_skew(self, skew: timedelta) -> None:
+        """Stamp ``ModifiedDate`` this far off real time (a server clock glitch), or put it right
+        with ``timedelta(0)``: then stamps are real time again, earlier than the glitch's."""
+        with self._lock:
+            self.clock_skew = skew
+            self._last_stamp = None
 
     def _stamp(self) -> str:
         """A strictly increasing UTC ``ModifiedDate`` (DEX_ROW_TS semantics, §5.1)."""
