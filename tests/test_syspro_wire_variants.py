@@ -117,3 +117,20 @@ def test_pages_carry_the_servers_clock_and_a_missing_server_is_unreachable(serve
         gone = f"http://127.0.0.1:{s.getsockname()[1]}"
     with make(transport, base_url=gone) as client, pytest.raises(SourceUnreachable):
         list(client.pages(entity, since=None))
+
+
+@pytest.mark.parametrize("served", [{}, {"first_rowversion": 0x100000, "comfnd_max_rows": 1}], indirect=True)
+def test_an_edited_po_line_posts_the_pos_update_once(served, store, slack_sim_factory):
+    slack = slack_sim_factory(rate_limits=False, time_scale=1000.0)
+    _cycle(served, store, slack, "enet")  # the baseline
+    po = next(r for r in served.sim.rows("PorMasterHdr") if r["OrderStatus"] == "1")["PurchaseOrder"]
+    line = next(r for r in served.sim.rows("PorMasterDetail") if r["PurchaseOrder"] == po)
+    header_ts = served.sim.get("PorMasterHdr", po)["TimeStamp"]
+    served.sim.update("PorMasterDetail", (po, line["Line"]), MOrderQty=line["MOrderQty"] + 5)
+    assert served.sim.get("PorMasterHdr", po)["TimeStamp"] == header_ts  # the header itself is untouched
+    _cycle(served, store, slack, "enet")
+    _cycle(served, store, slack, "enet")  # and a quiet run after it posts nothing more
+    posted = _posted(slack, store)
+    assert posted == Counter({("purchase_order", po.strip(), "updated"): 1})
+    (row,) = store.deliveries(entity="purchase_order", event="updated")
+    assert '"total"' in row["changes"]

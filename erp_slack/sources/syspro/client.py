@@ -21,6 +21,7 @@ or an audit event: the e.net query string carries passwords and the session toke
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import json
 import logging
@@ -739,19 +740,45 @@ class _SysproClient(ABC):
         # other cursor needs the key to break ties (keyset paging, §3.1 [I]).
         unique = cursor.kind == "rowversion"
         order = (cursor.column,) if unique else (cursor.column, *[k for k in entity.key if k != cursor.column])
+        read: set[str] = set()
         for raw in self._scan(entity.table, source_columns(entity), where, order, unique, limit,
                               rowversion_first=unique):
             if unique:
                 raw.rows = self._decode_rowversions(cursor.column, raw.rows, raw.problems)
-            self._derive(entity, raw.rows)
-            yield Page(
-                rows=tuple(raw.rows),
-                url=raw.url,
-                next_token=raw.next_token,
-                row_count=raw.row_count,
-                problems=tuple(raw.problems),
-                server_time=self._server_time,
-            )
+            yield self._page(entity, raw)
+            read.update("|".join(_key_text(r.get(k)) for k in entity.key) for r in raw.rows)
+        if unique and since is not None and limit is None:
+            yield from self._changed_children(entity, since, until, read)
+
+    def _page(self, entity: Entity, raw: _RawPage) -> Page:
+        self._derive(entity, raw.rows)
+        return Page(rows=tuple(raw.rows), url=raw.url, next_token=raw.next_token, row_count=raw.row_count,
+                    problems=tuple(raw.problems), server_time=self._server_time)
+
+    def _changed_children(self, entity: Entity, since: CursorValue, until: CursorValue | None,
+                          read: set[str]) -> Iterator[Page]:
+        """Parents whose child rows changed in [since, until) while they did not (a PO line
+        edited): read again, with the latest child rowversion as their cursor."""
+        cursor = entity.cursor
+        for d in derivations(entity):
+            if not isinstance(d, Rollup) or d.changes is None or entity.key != (d.match,):
+                continue
+            where: Where = [[(d.changes, "GE", self._cursor_value(cursor, since))]]
+            if until is not None:
+                where = _and(where, [[(d.changes, "LT", self._cursor_value(cursor, until))]])
+            changed: dict[str, Any] = {}  # parent key -> its value as SYSPRO sent it
+            for raw in self._scan(d.table, (d.match, d.changes), where, (d.changes,), True, None,
+                                  rowversion_first=True):
+                for row in raw.rows:
+                    k = _key_text(row.get(d.match))
+                    if k and k not in read:
+                        changed.setdefault(k, row[d.match])
+            wanted = list(changed.values())
+            for i in range(0, len(wanted), LOOKUP_CHUNK):
+                parents: Where = [[(d.match, "EQ", v)] for v in wanted[i : i + LOOKUP_CHUNK]]
+                for raw in self._scan(entity.table, source_columns(entity), parents, (d.match,), True, None):
+                    raw.rows = self._decode_rowversions(cursor.column, raw.rows, raw.problems)
+                    yield self._page(entity, raw)  # the rollup sets the cursor from the lines
 
     def close(self) -> None:
         """Release the connection (and, for e.net, the session); safe to call twice."""
@@ -801,7 +828,7 @@ class _SysproClient(ABC):
             if isinstance(d, Lookup):
                 self._apply_lookup(d, rows)
             elif isinstance(d, Rollup):
-                self._apply_rollup(d, rows)
+                self._apply_rollup(d, rows, entity.cursor.column if entity.cursor.kind == "rowversion" else None)
             elif isinstance(d, Period):
                 for r in rows:
                     r[d.column] = _period(r.get(d.year), r.get(d.month))
@@ -837,18 +864,26 @@ class _SysproClient(ABC):
             v = r.get(d.match)
             r[d.column] = None if v is None else cache.get(_key_text(v))
 
-    def _apply_rollup(self, d: Rollup, rows: list[dict[str, Any]]) -> None:
+    def _apply_rollup(self, d: Rollup, rows: list[dict[str, Any]], rowversion: str | None = None) -> None:
+        """Child counts and totals; with ``rowversion`` (the parent's cursor column) and a
+        declared ``changes`` column, the parent's cursor also becomes the later of its own and
+        its children's, so a watermark never sits below a line it has already accounted for."""
         wanted = self._match_values(d.match, rows, {})
         counts: dict[str, int] = {}
         totals: dict[str, Decimal | None] = {}
+        newest: dict[str, int] = {}
+        track = d.changes if rowversion else None
         for i in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[i : i + LOOKUP_CHUNK]
             where: Where = [[(d.match, "EQ", v)] for v in chunk]
-            cols = tuple(dict.fromkeys((*d.order, d.quantity, d.price)))
+            cols = tuple(dict.fromkeys((*d.order, d.quantity, d.price, *([track] if track else []))))
             for page in self._scan(d.table, cols, where, d.order, False, None):
                 for r in page.rows:
                     k = _key_text(r.get(d.match))
                     counts[k] = counts.get(k, 0) + 1
+                    if track and r.get(track) not in (None, ""):
+                        with contextlib.suppress(ValueError):
+                            newest[k] = max(newest.get(k, 0), self._rowversion(r[track]))
                     qty, price = _decimal(r.get(d.quantity)), _decimal(r.get(d.price))
                     if k in totals and totals[k] is None:
                         continue
@@ -870,8 +905,10 @@ class _SysproClient(ABC):
             k = _key_text(v)
             r[d.count_column] = str(counts.get(k, 0))
             total = totals.get(k, Decimal(0))
-            # [U] whether MPrice is in the PO's currency for import orders; shown as the PO's.
+            # Whether MPrice is in the PO's currency for import orders is undocumented; shown as the PO's.
             r[d.total_column] = None if total is None else str(total.quantize(cents, rounding=ROUND_HALF_UP))
+            if rowversion and k in newest and isinstance(r.get(rowversion), int) and newest[k] > r[rowversion]:
+                r[rowversion] = newest[k]
 
     # -- the retry loop (idempotent reads only) --
 

@@ -85,7 +85,11 @@ class Lookup:
 class Rollup:
     """Count the child rows of ``table`` per ``match`` value and sum ``quantity`` x ``price``.
 
-    ``order`` is the child table's key, used for paging through the children.
+    ``order`` is the child table's key, used for paging through the children. ``changes`` names
+    the child table's own rowversion column: a child row changed since the watermark (a line's
+    quantity or price edited, the header untouched) makes its parent a change too, on a transport
+    that watches rowversions. Rowversions come from one counter for the whole database, so the
+    parent's cursor becomes the later of its own and its children's, under the same watermark.
     """
 
     table: str
@@ -95,6 +99,7 @@ class Rollup:
     price: str
     count_column: str
     total_column: str
+    changes: str | None = None
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -291,7 +296,7 @@ PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
         _SUPPLIER_NAME,
         Rollup(table="PorMasterDetail", match="PurchaseOrder", order=("PurchaseOrder", "Line"),
                quantity="MOrderQty", price="MPrice", count_column="@LineCount",
-               total_column="@OrderTotal"),
+               total_column="@OrderTotal", changes="TimeStamp"),
     ),
 )
 
