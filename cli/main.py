@@ -121,13 +121,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from erp_slack.report import delivery_table, failures, report_markdown
+    from erp_slack.report import report_markdown, write_csv
 
     store = _store(args)
     if args.csv:
-        delivery_table(store, days=args.days).to_csv(args.csv, index=False)
-        failures(store, days=args.days).to_csv(args.csv.replace(".csv", "") + "-failures.csv", index=False)
-        print(f"wrote {args.csv}")
+        for path in write_csv(store, args.csv, days=args.days):
+            print(f"wrote {path}")
     else:
         print(report_markdown(store, days=args.days))
     return 0

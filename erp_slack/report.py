@@ -15,7 +15,7 @@ from sqlalchemy import select
 from erp_slack.schema import deliveries
 from erp_slack.store import Store, utcnow
 
-__all__ = ["delivery_table", "failures", "to_markdown", "summary_markdown", "report_markdown"]
+__all__ = ["delivery_table", "failures", "to_markdown", "summary_markdown", "report_markdown", "write_csv"]
 
 COLUMNS = ["posted", "updated", "filtered", "dry_run", "pending", "failed", "dead"]
 
@@ -23,24 +23,25 @@ COLUMNS = ["posted", "updated", "filtered", "dry_run", "pending", "failed", "dea
 def _frame(store: Store, since: datetime | None) -> pd.DataFrame:
     q = select(
         deliveries.c.created_at, deliveries.c.sent_at, deliveries.c.channel, deliveries.c.entity,
-        deliveries.c.source, deliveries.c.event, deliveries.c.status, deliveries.c.last_error,
+        deliveries.c.source, deliveries.c.company, deliveries.c.event, deliveries.c.status, deliveries.c.last_error,
         deliveries.c.record_key, deliveries.c.reason,
-    )
+    ).where(deliveries.c.dry_run.is_(False) | (deliveries.c.status == "dry-run"))
     if since is not None:
         q = q.where(deliveries.c.created_at >= since)
     with store.engine.connect() as conn:
         df = pd.DataFrame(conn.execute(q).all(), columns=[
-            "created_at", "sent_at", "channel", "entity", "source", "event", "status", "last_error", "record_key",
-            "reason",
+            "created_at", "sent_at", "channel", "entity", "source", "company", "event", "status", "last_error",
+            "record_key", "reason",
         ])
     return df
 
 
 def delivery_table(store: Store, *, days: int = 7) -> pd.DataFrame:
-    """Counts per day, channel and entity over the last ``days`` days."""
+    """Counts per day, source, company, channel and entity over the last ``days`` days."""
     df = _frame(store, utcnow() - timedelta(days=days))
+    index = ["day", "source", "company", "channel", "entity"]
     if df.empty:
-        return pd.DataFrame(columns=["day", "channel", "entity", *COLUMNS])
+        return pd.DataFrame(columns=[*index, *COLUMNS])
     df["day"] = pd.to_datetime(df["created_at"], utc=True).dt.strftime("%Y-%m-%d")
     df["channel"] = df["channel"].where(df["channel"] != "", "(none)")
 
@@ -53,19 +54,32 @@ def delivery_table(store: Store, *, days: int = 7) -> pd.DataFrame:
 
     df["bucket"] = df.apply(bucket, axis=1)
     table = (
-        df.pivot_table(index=["day", "channel", "entity"], columns="bucket", values="source", aggfunc="count", fill_value=0)
+        df.pivot_table(index=index, columns="bucket", values="record_key", aggfunc="count", fill_value=0)
         .reindex(columns=COLUMNS, fill_value=0)
         .reset_index()
     )
     table.columns.name = None
-    return table.sort_values(["day", "channel", "entity"]).reset_index(drop=True)
+    return table.sort_values(index).reset_index(drop=True)
 
 
 def failures(store: Store, *, days: int = 7) -> pd.DataFrame:
     """Failed and dead deliveries with their reasons."""
     df = _frame(store, utcnow() - timedelta(days=days))
     df = df[df["status"].isin(["failed", "dead"])]
-    return df[["created_at", "source", "entity", "record_key", "channel", "status", "last_error"]].reset_index(drop=True)
+    return df[["created_at", "source", "company", "entity", "record_key", "channel", "status", "last_error"]
+              ].reset_index(drop=True)
+
+
+def write_csv(store: Store, path: str, *, days: int = 7) -> list[str]:
+    """The report as two CSV files (counts, and failures next to it); returns both paths."""
+    from pathlib import Path
+
+    counts = Path(path)
+    failed = counts.with_name(counts.stem + "-failures" + (counts.suffix or ".csv"))
+    counts.parent.mkdir(parents=True, exist_ok=True)
+    delivery_table(store, days=days).to_csv(counts, index=False)
+    failures(store, days=days).to_csv(failed, index=False)
+    return [str(counts), str(failed)]
 
 
 def to_markdown(df: pd.DataFrame) -> str:
