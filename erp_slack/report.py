@@ -99,22 +99,85 @@ def report_markdown(store: Store, *, days: int = 7) -> str:
     return "\n".join(parts)
 
 
+_POLL_HEADERS = {
+    "entity": "Entity", "rows_seen": "Rows read", "new": "New", "updated": "Updated",
+    "filtered": "Held back", "dry_run_rows": "Would post (dry run)", "bad": "Quarantined",
+    "watermark_after": "Read up to",
+}
+SHOWN_DOCUMENTS = 50  # documents listed in a run summary; the rest are counted
+
+
 def summary_markdown(summary: Mapping[str, Any], store: Store) -> str:
-    """The run artifact: per-entity poll figures, delivery figures, then the 7-day report."""
+    """The run artifact a person reads in the Prefect UI: what each entity read, the documents
+    this run posted (with links to the messages), what failed, then the 7-day counts."""
+    title = f"# {_SOURCE.get(summary['source'], summary['source'])} · company {summary['company']}"
+    lines = [title + (" (dry run)" if summary.get("dry_run") else "")]
     polls = pd.DataFrame(summary.get("polls") or [])
-    cols = ["entity", "rows_seen", "new", "updated", "filtered", "dry_run_rows", "bad", "watermark_before", "watermark_after"]
-    poll_md = to_markdown(polls[cols]) if not polls.empty else "_no entities polled_"
-    lines = [
-        f"# {summary['source']} · company {summary['company']}" + (" (dry run)" if summary.get("dry_run") else ""),
-        poll_md, "",
-        f"Delivered {summary.get('delivered_records', 0)} records in {summary.get('messages', 0)} Slack messages; "
-        f"{summary.get('rate_limited', 0)} rate-limit answers; {summary.get('failed', 0)} failed, "
-        f"{summary.get('dead', 0)} dead letters; {summary.get('pending_left', 0)} still pending.",
-    ]
+    if polls.empty:
+        lines.append("_no entities polled_")
+    else:
+        polls = polls.copy()
+        polls["watermark_after"] = polls["watermark_after"].map(readable_watermark)
+        polls["entity"] = [f"{e} (skipped: not offered)" if s else e
+                           for e, s in zip(polls["entity"], polls.get("skipped", [None] * len(polls)))]
+        lines.append(to_markdown(polls[list(_POLL_HEADERS)].rename(columns=_POLL_HEADERS)))
+    lines += ["", (f"Delivered {summary.get('delivered_records', 0)} records in {summary.get('messages', 0)} Slack "
+                   f"messages; {summary.get('failed', 0)} failed, {summary.get('dead', 0)} dead letters, "
+                   f"{summary.get('pending_left', 0)} still pending; Slack asked to slow down "
+                   f"{summary.get('rate_limited', 0)} times.")]
     if summary.get("halted"):
         lines.append(f"**Delivery halted:** {summary['halted']}")
+    started = summary.get("started_at")
+    if started is not None:
+        lines += ["", "## Posted by this run", _posted_since(store, started, summary["source"])]
     lines += ["", report_markdown(store)]
     return "\n".join(lines)
+
+
+_SOURCE = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
+
+
+def readable_watermark(value: Any) -> str:
+    """A watermark as a person reads it: a rowversion in hex (as SYSPRO shows it), a time to
+    the minute in UTC, a date as it is."""
+    if value is None or value == "":
+        return "—"
+    text = str(value)
+    if text.isdigit():
+        return f"rowversion 0x{int(text):016X}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return when.strftime("%Y-%m-%d %H:%M UTC") if "T" in text else text
+
+
+def _posted_since(store: Store, started: Any, source: str) -> str:
+    import json
+
+    q = (
+        select(deliveries.c.entity, deliveries.c.record_key, deliveries.c.event, deliveries.c.channel,
+               deliveries.c.fields, deliveries.c.permalink)
+        .where(deliveries.c.source == source, deliveries.c.status == "sent", deliveries.c.sent_at >= started)
+        .order_by(deliveries.c.id)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    if not rows:
+        return "_nothing_"
+    table = []
+    for r in rows[:SHOWN_DOCUMENTS]:
+        f = json.loads(r.fields)
+        party = f.get("supplier_name") or f.get("vendor_name") or f.get("supplier") or f.get("vendor") or ""
+        amount = next((f[k] for k in ("amount", "total", "value", "debit") if f.get(k) not in (None, "")), "")
+        money = f"{amount} {f.get('currency') or ''}".strip() if amount != "" else ""
+        link = f"[message]({r.permalink})" if r.permalink else ""
+        table.append({"Document": f"{r.entity} {r.record_key}", "What": r.event.replace("_", " "),
+                      "Supplier / vendor": party, "Amount": money, "Channel": r.channel, "Slack": link})
+    out = pd.DataFrame(table).to_markdown(index=False)
+    if len(rows) > SHOWN_DOCUMENTS:
+        out += f"\n\n… and {len(rows) - SHOWN_DOCUMENTS} more (see `erp-slack report`)."
+    return out
 
 
 def _age(age: timedelta | None) -> str:

@@ -6,6 +6,7 @@ Source flows (``flows/syspro.py``, ``flows/gp.py``) load their blocks and call `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
 from prefect import get_run_logger, runtime
@@ -25,7 +26,7 @@ from erp_slack.errors import (
 )
 from erp_slack.model import Entity, parse_cursor
 from erp_slack.pipeline import PollResult, Window
-from erp_slack.report import summary_markdown
+from erp_slack.report import readable_watermark, summary_markdown
 from erp_slack.routing import Rule
 from erp_slack.slack.send import DrainReport
 from erp_slack.sources import all_entities
@@ -62,10 +63,11 @@ class RunSummary:
     pending_left: int = 0
     halted: str | None = None
     dry_run: bool = False
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "company": self.company, "dry_run": self.dry_run,
+            "source": self.source, "company": self.company, "dry_run": self.dry_run, "started_at": self.started_at,
             "polls": [p.as_dict() for p in self.polls], "delivered_records": self.delivered_records,
             "messages": self.messages, "rate_limited": self.rate_limited, "failed": self.failed,
             "dead": self.dead, "pending_left": self.pending_left, "halted": self.halted,
@@ -197,9 +199,10 @@ def run_source(
                     logger.info("%s: skipped, %s", entity.name, result.skipped)
                     continue
                 logger.info(
-                    "%s: %d rows seen, %d new, %d updated, %d filtered, %d quarantined; watermark %s → %s",
-                    entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.bad,
-                    result.watermark_before, result.watermark_after,
+                    "%s: %d rows read, %d new, %d updated, %d held back, %d would post (dry run), %d quarantined; "
+                    "read up to %s",
+                    entity.name, result.rows_seen, result.new, result.updated, result.filtered, result.dry_run_rows,
+                    result.bad, readable_watermark(result.watermark_after),
                 )
     except Exception as exc:  # noqa: BLE001 - kept to raise after delivering what is queued
         failure = exc
