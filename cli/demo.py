@@ -68,16 +68,18 @@ def demo(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     audit_url = f"sqlite:///{home / 'audit.db'}"
     try:
+        step(console, "Starting the SYSPRO, Dynamics GP and Slack simulators on loopback")
         with simulators_running(args.time_scale) as sims:
-            console.print(f"Simulators: SYSPRO {sims['syspro_url']}, GP {sims['gp_url']}, Slack {sims['slack_url']}")
+            console.print(f"  SYSPRO {sims['syspro_url']}, GP {sims['gp_url']}, Slack {sims['slack_url']}")
             cfg = demo_config(sims, audit_url, args.time_scale)
-            with console.status("Starting a private Prefect API and saving blocks…"):
-                apply_config(cfg, deployments=False)
+            step(console, "Starting a private Prefect API and saving the configuration as blocks (about 10 s)")
+            apply_config(cfg, deployments=False)
             for source, label in (("syspro", "SYSPRO"), ("gp", "Dynamics GP")):
-                with console.status(f"Running the {label} flow (poll, enqueue, deliver)…"):
-                    summary = run_flow(source, cfg)
+                step(console, f"Running the {label} flow: poll each entity, queue, deliver to Slack")
+                summary = run_flow(source, cfg)
                 _print_summary(console, summary)
             _print_slack(console, sims["slack"])
+            _print_previews(console, sims["slack"])
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
@@ -87,6 +89,32 @@ def demo(args: argparse.Namespace) -> int:
     if args.keep:
         console.print(f"Audit store kept at {home / 'audit.db'}: try `erp-slack report --db {audit_url}`.")
     return 0
+
+
+def step(console: Any, text: str) -> None:
+    """One progress line, printed at once (a spinner shows nothing when output is not a terminal)."""
+    console.print(f"[bold]→ {text}…[/bold]")
+    sys.stdout.flush()
+
+
+def _print_previews(console: Any, slack: Any, count: int = 4) -> None:
+    """A few messages as a person sees them in Slack: one per channel, an update if there is one."""
+    from erp_slack.slack.render import preview
+
+    shown: list[dict[str, Any]] = []
+    by_channel: dict[str, dict[str, Any]] = {}
+    for m in slack.posted():
+        by_channel.setdefault(m["channel_name"], m)
+    shown += list(by_channel.values())[: count - 1]
+    update = next((m for m in slack.posted() if "What changed" in str(m.get("blocks"))), None)
+    if update is not None and update not in shown:
+        shown.append(update)
+    console.print()
+    console.print("[bold]What people see in Slack[/bold] (text rendering of the Block Kit messages):")
+    for m in shown:
+        console.print()
+        console.print(f"#{m['channel_name']}", style="bold")
+        console.print(preview(m.get("blocks") or []), markup=False, highlight=False)
 
 
 def _print_slack(console: Any, slack: Any) -> None:
@@ -110,9 +138,20 @@ def serve_simulators_forever(args: argparse.Namespace) -> int:
 
     with simulators_running() as sims:
         gp = sims["gp"]
-        print(f"SYSPRO  {sims['syspro_url']}  operator ENET01 / secret, company EDU1 (OData password odata-secret)")
+        syspro_root, gp_root = sims["syspro_url"], sims["gp_url"].removesuffix("/GPService")
+        slack_root = sims["slack_url"].removesuffix("/api/")
+        print(f"SYSPRO  {syspro_root}  operator ENET01 / secret, company EDU1 (OData password odata-secret)")
         print(f"GP      {sims['gp_url']}  tenant {gp.tenant}, company Fabrikam, Inc., user {gp.username} / {gp.password}")
         print(f"Slack   {sims['slack_url']}  token {sims['slack'].token}")
+        print()
+        print("Control them from another shell (no authentication; loopback only):")
+        print(f"  new SYSPRO invoice:  curl -X POST {syspro_root}/__sim/invoices "
+              """-d '{"supplier": "0000001", "amount": "1234.50"}'""")
+        print(f"  pay it:              curl -X POST {syspro_root}/__sim/invoices/pay "
+              """-d '{"supplier": "0000001", "invoice": "INV-90001"}'""")
+        print(f"  new GP invoice:      curl -X POST {gp_root}/__sim/add_invoice "
+              """-d '{"vendor_id": "ACETRAVE0001", "document_number": "INV-1", "amount": "99.00", "posted": true}'""")
+        print(f"  what Slack got:      curl {slack_root}/__sim/messages")
         print("Ctrl-C to stop.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -200,11 +200,13 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{summary['source']} · company {summary['company']}" + (" (dry run)" if summary["dry_run"] else ""))
-    for col in ("entity", "rows seen", "new", "updated", "filtered", "dry-run", "quarantined", "watermark"):
+    from erp_slack.report import readable_watermark
+
+    for col in ("entity", "rows read", "new", "updated", "held back", "dry run", "quarantined", "read up to"):
         table.add_column(col)
     for p in summary["polls"]:
         table.add_row(p["entity"], str(p["rows_seen"]), str(p["new"]), str(p["updated"]), str(p["filtered"]),
-                      str(p["dry_run_rows"]), str(p["bad"]), str(p["watermark_after"] or "—"))
+                      str(p["dry_run_rows"]), str(p["bad"]), readable_watermark(p["watermark_after"]))
     console.print(table)
     console.print(
         f"Delivered {summary['delivered_records']} records in {summary['messages']} Slack messages; "

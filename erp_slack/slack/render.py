@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
 from erp_slack.model import Entity
 from erp_slack.slack.templates import TEMPLATES, Template
 
-__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "escape", "EVENT_TYPE", "SOURCE_NAMES"]
+__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
 
 EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action> (slack.md §3.3)
 SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
@@ -331,3 +331,35 @@ def render_alert(title: str, body: str, *, ok: bool) -> Message:
     ]
     metadata = {"event_type": "erp_alert_raised" if not ok else "erp_alert_cleared", "event_payload": {"schema_version": 1}}
     return _message(clip(f"{emoji} {escape(title)}", TEXT_MAX), blocks, metadata)
+
+
+_MRKDWN = re.compile(r"<([^|<>]+)\|([^<>]+)>")
+
+
+def preview(blocks: Sequence[Mapping[str, Any]], *, width: int = 72) -> str:
+    """A Block Kit message as plain text, roughly as Slack lays it out: the header, each
+    section's text and fields (two to a line), context lines, dividers. For the demo and docs."""
+    from html import unescape
+
+    def plain(text: str) -> str:
+        return unescape(_MRKDWN.sub(r"\2", text)).replace("*", "")
+
+    out: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            title = plain(block["text"]["text"])
+            out += [title, "=" * min(width, len(title))]
+        elif kind == "section":
+            if block.get("text"):
+                out.append(plain(block["text"]["text"]))
+            fields = [plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
+            for i in range(0, len(fields), 2):
+                pair = fields[i:i + 2]
+                out.append("  " + ("   ".join([pair[0].ljust(width // 2 - 4), pair[1]]) if len(pair) == 2
+                                      else pair[0]))
+        elif kind == "context":
+            out.append("  " + " · ".join(plain(e.get("text", "")) for e in block.get("elements", [])))
+        elif kind == "divider":
+            out.append("-" * width)
+    return "\n".join(out)
