@@ -6,7 +6,6 @@ Slow (a server and a worker start, and every flow run is a subprocess), so it is
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from simulators._http import serve_on_loopback
+from tests._prefect_runs import free_port, run_id, wait_done
 from simulators.gp import GpSimulator
 from simulators.slack import SlackSimulator
 from simulators.syspro import SysproSimulator
@@ -29,11 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(api: str, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -52,7 +47,7 @@ def _wait_healthy(api: str, proc: subprocess.Popen, timeout: float = 180) -> Non
 
 @pytest.fixture
 def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(
         os.environ,
@@ -91,21 +86,8 @@ def _deployment_run(env: dict[str, str], name: str, *params: str) -> str:
         argv += ["--param", p]
     out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    for line in out.stdout.splitlines():
-        if "UUID:" in line:
-            return line.split("UUID:")[1].strip()
-    raise AssertionError(f"no flow run id in: {out.stdout}")
+    return run_id(out.stdout)
 
-
-def _wait_done(api: str, run_id: str, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    state = "?"
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]["type"]
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return state
-        time.sleep(1)
-    return state
 
 
 def test_prefect_yaml_deploys_and_a_process_worker_runs_every_flow(prefect_server, tmp_path):
@@ -171,8 +153,8 @@ url = "sqlite:///{db}"
         try:
             syspro_run = _deployment_run(env, "syspro-to-slack/poll")
             gp_run = _deployment_run(env, "gp-to-slack/daily")
-            assert _wait_done(api, syspro_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
-            assert _wait_done(api, gp_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            assert wait_done(api, syspro_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            assert wait_done(api, gp_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             posted = len(slack.posted())
             assert posted > 0
 
@@ -181,7 +163,7 @@ url = "sqlite:///{db}"
             # AP journal entry), not what was posted already.
             syspro.insert_invoice(invoice="DRY-RUN-1", amount="777.00")
             backfill = _deployment_run(env, "syspro-to-slack/syspro-backfill", "since=0", "dry_run=true")
-            assert _wait_done(api, backfill) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            assert wait_done(api, backfill) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert len(slack.posted()) == posted
             with create_engine(f"sqlite:///{db}").connect() as conn:
                 dry = conn.execute(text("SELECT entity, record_key FROM deliveries WHERE status = 'dry-run'")).all()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from simulators._http import serve_on_loopback
+from tests._prefect_runs import free_port, run_id, wait_done
 from simulators.gp import GpSimulator
 from simulators.slack import SlackSimulator
 from simulators.syspro import SysproSimulator
@@ -29,11 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class User:
@@ -82,22 +77,7 @@ url = "sqlite:///{db}"
 """)
 
 
-def _run_id(stdout: str) -> str:
-    for line in stdout.splitlines():
-        if "UUID:" in line:
-            return line.split("UUID:")[1].strip()
-    raise AssertionError(f"no flow run id in: {stdout}")
 
-
-def _wait_done(api: str, run_id: str, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    state = "?"
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]["type"]
-        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return state
-        time.sleep(1)
-    return state
 
 
 def _pids(home: Path) -> dict[str, int]:
@@ -117,7 +97,7 @@ def test_the_readme_going_live_steps_from_a_clean_shell(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     user = User(home)
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     syspro, gp, slack = SysproSimulator(), GpSimulator(), SlackSimulator(time_scale=20)
     db = tmp_path / "audit.db"
@@ -134,15 +114,15 @@ def test_the_readme_going_live_steps_from_a_clean_shell(tmp_path):
             assert key.exists() and (key.stat().st_mode & 0o077) == 0
 
             # `prefect` in the same fresh shell reaches the server up started (its profile).
-            run = _run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/poll"))
-            assert _wait_done(api, run) == "COMPLETED"
+            run = run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/poll"))
+            assert wait_done(api, run) == "COMPLETED"
             posted = len(slack.posted())
             assert posted > 0
 
             syspro.insert_invoice(invoice="LIVE-DRY-1", amount="512.00")
-            run = _run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/syspro-backfill",
+            run = run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/syspro-backfill",
                                   "--param", "since=2020-01-01", "--param", "dry_run=true"))
-            assert _wait_done(api, run) == "COMPLETED"
+            assert wait_done(api, run) == "COMPLETED"
             assert len(slack.posted()) == posted  # a dry run posts nothing
 
             out = user.ok("erp-slack", "config", "apply", str(cfg))
@@ -169,7 +149,7 @@ def test_up_in_the_foreground_stops_worker_and_server_on_sigterm(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     user = User(home)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(BIN / "erp-slack"), "up", "--port", str(port)], env=user.env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
