@@ -114,7 +114,7 @@ class _SourceConfig(_Model):
 
 
 class SysproConfig(_SourceConfig):
-    """Where SYSPRO is and how to log on (reference/syspro.md §2 and §4)."""
+    """Where SYSPRO is and how to log on."""
 
     SOURCE: ClassVar[str] = "syspro"
 
@@ -153,8 +153,7 @@ class ScheduleConfig(_Model):
 
 
 class GpConfig(_SourceConfig):
-    """Where Dynamics GP's Service Based Architecture is and the Windows account to use
-    (reference/dynamics_gp.md §1)."""
+    """Where Dynamics GP's Service Based Architecture is and the Windows account to use."""
 
     SOURCE: ClassVar[str] = "gp"
 
@@ -174,7 +173,7 @@ class GpConfig(_SourceConfig):
 
 
 class SlackConfig(_Model):
-    """The Slack bot and how fast to post (reference/slack.md §2)."""
+    """The Slack bot and how fast to post."""
 
     token: SecretStr
     base_url: str | None = None

@@ -2,34 +2,33 @@
 
 ``GpSimulator`` is a plain app (``handle(request) -> Response``) with every piece of state on the
 instance, served on loopback by ``simulators._http.serve_on_loopback`` (HTTP/1.1 keep-alive, so an
-NTLM handshake can span one connection). It follows ``shared/reference/dynamics_gp.md`` §8:
+NTLM handshake can span one connection). It follows the vendor documentation:
 
 * URL shape ``/GPService/Tenants(T)/Companies(C)/<Series>/<Resource>[(<key>[;<key2>])]`` with the
-  company name percent-encoded (§1.2, §8.2). Resources: ``Purchasing/Vendors``,
+  company name percent-encoded. Resources: ``Purchasing/Vendors``,
   ``Purchasing/Payables/Transactions``, ``Purchasing/Transactions`` (purchase orders),
   ``Purchasing/Receipts`` (simulator convention, not in the documented catalog) and
-  ``Financials/GeneralLedger/Transactions`` (simulator extension: GL is not in the SBA catalog,
-  §0 and §2, so it can be switched off to answer 404 like a site that does not expose it).
-* Real NTLM/Negotiate authentication with pyspnego as the acceptor (§7.3, §7.4, §8.4): the first
+  ``Financials/GeneralLedger/Transactions`` (simulator extension: GL is not in the SBA catalog and, so it can be switched off to answer 404 like a site that does not expose it).
+* Real NTLM/Negotiate authentication with pyspnego as the acceptor: the first
   401 carries ``WWW-Authenticate: Negotiate`` and ``WWW-Authenticate: NTLM``, the second leg the
   challenge, the third leg success or a final 401 with fresh challenge headers. The context lives
   in the per-connection ``Request.conn`` dict; once a connection is authenticated further requests
   on it need no header (HTTP.sys connection-based NTLM), unless ``reauth_per_request`` is set.
   Optional channel binding (Extended Protection) over TLS with ``require_cbt``.
-* Authorization as GP does it (§1.3, §8.1): Windows principal -> GP user -> company access;
+* Authorization as GP does it: Windows principal -> GP user -> company access;
   an unmapped principal or a company without access answers 403.
-* The response envelope and list shape are unknown for real SBA (§1.4), so both are switchable:
+* The response envelope and list shape are unknown for real SBA, so both are switchable:
   ``envelope`` ``"payload"`` (``{"Payload": ...}``) or ``"bare"``; ``list_shape`` ``"array"`` or
   ``"object"`` (``{"Items": [...], "Count": n}``). Optional paging (``page_size``) gives a next link:
   ``Links: [{"Rel": "next", "Href": ...}]`` beside a payload array, ``NextLink`` inside an object,
   and an HTTP ``Link: <...>; rel="next"`` header when the body is a bare array.
 * Query parameters other than the simulator's own ``$skiptoken`` are IGNORED: nothing shows that
-  real SBA supports filtering (§1.4), so a client must filter on ``ModifiedDate`` itself.
+  real SBA supports filtering, so a client must filter on ``ModifiedDate`` itself.
 * Every record carries a UTC ``ModifiedDate`` stamped on change (strictly increasing). Receipts
   only carry a day-granular ``ModifiedDate`` (``YYYY-MM-DDT00:00:00``, no offset) because POP
-  receipt tables have no DEX_ROW_TS (§4.3, §5.1, §8.6). A GL entry's stamp is the newest of its
-  lines (§5.1).
-* Seed data styled on the GP sample company "Fabrikam, Inc." (§8.7).
+  receipt tables have no DEX_ROW_TS. A GL entry's stamp is the newest of its
+  lines.
+* Seed data styled on the GP sample company "Fabrikam, Inc.".
 * Control calls as Python methods and, for other processes, ``POST /__sim/<method>`` with a JSON
   object of keyword arguments (``GET /__sim/counters``, ``GET /__sim/requests``). Fault injection
   (503, 500, dropped connection, delay, HTML page with 200, truncated JSON, 401 after the
@@ -82,15 +81,15 @@ __all__ = [
     "main",
 ]
 
-DEFAULT_TENANT = "DefaultTenant"  # the tenant name of a single-tenant install (§1.2)
-DEFAULT_COMPANY = "Fabrikam, Inc."  # the GP sample company (§8.7)
-DEFAULT_USER = "CONTOSO\\svc-gp-poll"  # the service account of the §8.4 example
+DEFAULT_TENANT = "DefaultTenant"  # the tenant name of a single-tenant install
+DEFAULT_COMPANY = "Fabrikam, Inc."  # the GP sample company
+DEFAULT_USER = "CONTOSO\\svc-gp-poll"  # the service account of the example
 DEFAULT_PASSWORD = "Passw0rd!"
 CURRENCY = "Z-US$"  # GP currency ID of the sample company's functional currency
 
-# PurchaseOrderStatus codes (§3.5, [V]).
+# PurchaseOrderStatus codes.
 PO_STATUS: Mapping[int, str] = {1: "New", 2: "Released", 3: "Change Order", 4: "Received", 5: "Closed", 6: "Canceled"}
-# Allowed moves (§8.6: 1→2→4→5 / 6; editing a Released PO makes it a Change Order).
+# Allowed moves (1→2→4→5 / 6; editing a Released PO makes it a Change Order).
 _PO_MOVES: Mapping[int, frozenset[int]] = {
     1: frozenset({2, 6}),
     2: frozenset({3, 4, 5, 6}),
@@ -99,12 +98,12 @@ _PO_MOVES: Mapping[int, frozenset[int]] = {
     5: frozenset(),
     6: frozenset(),
 }
-# PayablesDocumentType codes (§3.5, [V]).
+# PayablesDocumentType codes.
 _DOC_TYPES: Mapping[int, str] = {
     1: "Invoice", 2: "Finance Charge", 3: "Miscellaneous Charge", 4: "Return", 5: "Credit Memo", 6: "Payment",
 }
 _DOC_TYPE_CODES = {name.lower(): code for code, name in _DOC_TYPES.items()}
-# ApprovalWorkflowStatus codes (§3.5); purchase orders carry the number, like the POP10100 column.
+# ApprovalWorkflowStatus codes; purchase orders carry the number, like the POP10100 column.
 _APPROVAL: Mapping[int, str] = {
     1: "Not Submitted", 2: "Submitted", 3: "No Approval Needed", 4: "Pending Approval", 5: "Pending Changes",
     6: "Approved", 7: "Rejected", 8: "Workflow Ended", 9: "Not Enabled", 10: "Disabled",
@@ -114,7 +113,7 @@ _APPROVAL_CODES = {name.lower(): code for code, name in _APPROVAL.items()}
 FAULTS = ("503", "500", "drop", "delay", "html", "truncated", "auth_401", "403")
 
 # Segments that may follow the company key; they mark the balanced closing parenthesis when the
-# company name itself contains raw parentheses (§8.2 "Key parsing").
+# company name itself contains raw parentheses ( "Key parsing").
 _SERIES = ("Purchasing", "Sales", "Financials", "System", "Inventory", "Administration", "help")
 
 # Above this many rows an unpaged list would be one giant body; refuse instead.
@@ -144,23 +143,23 @@ _BY_NAME = {r.name: r for r in RESOURCES}
 
 
 def _ts(dt: datetime) -> str:
-    """A UTC timestamp as the simulator serialises ``ModifiedDate`` (§5.3: UTC with ``Z``)."""
+    """A UTC timestamp as the simulator serialises ``ModifiedDate`` (UTC with ``Z``)."""
     dt = dt.astimezone(timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _day(d: date | datetime) -> str:
-    """A GP calendar date: midnight, no offset (§5.3)."""
+    """A GP calendar date: midnight, no offset."""
     return f"{d:%Y-%m-%d}T00:00:00"
 
 
 def _money(value: Any, currency: str = CURRENCY) -> dict[str, Any]:
-    # MoneyAmount = {Currency, DecimalDigits, Value} (§3.3).
+    # MoneyAmount = {Currency, DecimalDigits, Value}.
     return {"Value": Decimal(str(value)).quantize(Decimal("0.01")), "Currency": currency, "DecimalDigits": 2}
 
 
 # Amounts are kept as Decimal and written as JSON numbers with their scale ("1287.50", like the
-# §8.3 sample bodies). The json module cannot emit raw number text, so a Decimal is first written
+# sample bodies). The json module cannot emit raw number text, so a Decimal is first written
 # as a marked string and the marks are removed afterwards.
 _NUM_MARK = "\u0000#"
 _NUM_RE = re.compile(r'"\\u0000#(-?[0-9]+(?:\.[0-9]+)?)"')
@@ -312,7 +311,7 @@ class _Route:
 
 
 # The pure-Python NTLM acceptor reads its user file from the process-wide NTLM_USER_FILE
-# variable (§7.3), so every acceptor step runs under this lock with the variable pointing at
+# variable, so every acceptor step runs under this lock with the variable pointing at
 # the stepping simulator's own file. Several simulators can then live in one process.
 _ACCEPTOR_ENV_LOCK = threading.Lock()
 
@@ -340,7 +339,7 @@ def _header_variants(name: str, values: Sequence[str]) -> dict[str, str]:
     """Repeat one header: ``Response.headers`` is a dict, so vary the (case-insensitive) name.
 
     HTTP.sys sends ``WWW-Authenticate: Negotiate`` and ``WWW-Authenticate: NTLM`` as two header
-    lines (§7.1); differently-cased keys give exactly that on the wire.
+    lines; differently-cased keys give exactly that on the wire.
     """
     spellings = [name, name.lower(), name.upper(), name.title(), name.swapcase()]
     out: dict[str, str] = {}
@@ -356,18 +355,18 @@ class GpSimulator:
     """Dynamics GP SBA REST service on loopback, with real NTLM/Negotiate authentication.
 
     Args:
-        tenant: Tenant name in the URL (``DefaultTenant`` on single-tenant installs, §1.2).
+        tenant: Tenant name in the URL (``DefaultTenant`` on single-tenant installs).
         companies: Company display names; the first gets the Fabrikam seed data (``seed``).
-        seed: Load the sample records of reference §8.7 into the first company.
-        envelope: ``"payload"`` wraps bodies in ``{"Payload": ...}``; ``"bare"`` does not (§1.4 [U]).
+        seed: Load the sample records of reference into the first company.
+        envelope: ``"payload"`` wraps bodies in ``{"Payload": ...}``; ``"bare"`` does not ( unknown).
         list_shape: ``"array"`` (a JSON array) or ``"object"`` (``{"Items": [...], "Count": n}``).
         page_size: Rows per list page with a next link; ``None`` returns whole lists.
-        expose_gl: Serve ``Financials/GeneralLedger/Transactions``; False answers 404 (§0, §2).
+        expose_gl: Serve ``Financials/GeneralLedger/Transactions``; False answers 404.
         expose_receipts: Serve ``Purchasing/Receipts`` (not in the documented catalog).
-        advertise: Schemes offered on the first 401, in order (§7.1; whether GP offers NTLM is [U]).
-        require_cbt: Demand TLS channel binding (Extended Protection, §6, §7.4) on HTTPS.
+        advertise: Schemes offered on the first 401, in order (whether GP offers NTLM is unknown).
+        require_cbt: Demand TLS channel binding (Extended Protection) on HTTPS.
         reauth_per_request: Challenge every request instead of trusting the authenticated connection.
-        error_style: ``"json"`` error bodies (§8.3 convention) or ``"empty"`` bodies.
+        error_style: ``"json"`` error bodies ( convention) or ``"empty"`` bodies.
         clock: Returns "now" as an aware UTC datetime; defaults to the real clock.
     """
 
@@ -408,7 +407,7 @@ class GpSimulator:
         self._users: dict[str, _User] = {}
         self._companies: dict[str, _Company] = {}
         for i, name in enumerate(companies):
-            # MSDN samples use company ID -1 for the sample company (§3.2).
+            # MSDN samples use company ID -1 for the sample company.
             self._companies[name] = _Company(-1 if i == 0 else i + 1, name)
         self.company = companies[0]
         self._faults: list[_Fault] = []
@@ -453,7 +452,7 @@ class GpSimulator:
 
     @property
     def service_url(self) -> str | None:
-        """``<url>/GPService`` once served, the base URL a client is given (§1.2)."""
+        """``<url>/GPService`` once served, the base URL a client is given."""
         return f"{self.url}/GPService" if self.url else None
 
     def close(self) -> None:
@@ -470,7 +469,7 @@ class GpSimulator:
         """A server TLS context with a fresh ``trustme`` CA; sets ``ca_pem`` and ``ca_path``.
 
         The leaf certificate names ``localhost`` and ``127.0.0.1``. Clients pass ``ca_path`` as
-        ``verify=``; GP installs often use self-signed or internal-CA certificates (§1.3, §6).
+        ``verify=``; GP installs often use self-signed or internal-CA certificates.
         """
         import trustme  # only needed for TLS; keeps plain-HTTP use free of the dependency
 
@@ -540,7 +539,7 @@ class GpSimulator:
     ) -> None:
         """Add (or replace) a Windows account, its GP user mapping and its company access.
 
-        ``gp_user=None`` leaves the account unmapped, so it authenticates but gets 403 (§1.3).
+        ``gp_user=None`` leaves the account unmapped, so it authenticates but gets 403.
         """
         domain, sep, name = principal.partition("\\")
         if not sep or not domain or not name:
@@ -566,7 +565,7 @@ class GpSimulator:
             self._write_user_file()
 
     def set_company_access(self, principal: str, companies: Sequence[str], *, gp_user: str | None = None) -> None:
-        """Replace the companies an account's GP user may open (User Access Setup, §1.3)."""
+        """Replace the companies an account's GP user may open (User Access Setup)."""
         with self._lock:
             user = self._user(principal)
             unknown = [c for c in companies if c not in self._companies]
@@ -583,7 +582,7 @@ class GpSimulator:
             raise KeyError(f"no user {principal!r}") from None
 
     def _write_user_file(self) -> None:
-        # Heimdal format DOMAIN:USER:PASSWORD, read by pyspnego's acceptor (§7.3).
+        # Heimdal format DOMAIN:USER:PASSWORD, read by pyspnego's acceptor.
         lines = []
         for u in self._users.values():
             domain, _, name = u.principal.partition("\\")
@@ -656,7 +655,7 @@ class GpSimulator:
             self._last_stamp = None
 
     def _stamp(self) -> str:
-        """A strictly increasing UTC ``ModifiedDate`` (DEX_ROW_TS semantics, §5.1)."""
+        """A strictly increasing UTC ``ModifiedDate`` (DEX_ROW_TS semantics)."""
         now = self._now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if self._last_stamp is not None and now <= self._last_stamp:
@@ -786,7 +785,7 @@ class GpSimulator:
             return out
 
     def post_batch(self, batch: str, *, company: str | None = None) -> list[str]:
-        """Post a payables batch: its work documents move to open (PM10000 → PM20000, §4.2)."""
+        """Post a payables batch: its work documents move to open (PM10000 → PM20000)."""
         with self._lock:
             co = self._co(company)
             posted = []
@@ -907,14 +906,14 @@ class GpSimulator:
                 raise ValueError(f"PO {po_number} cannot go from {PO_STATUS[current]} to {PO_STATUS[code]}")
             row["Status"] = code
             if code in (5, 6):
-                row["TransactionState"] = "History"  # closed/canceled POs move to POP30100 (§4.3)
+                row["TransactionState"] = "History"  # closed/canceled POs move to POP30100
             if code == 3:
                 row["RevisionNumber"] += 1
             row["ModifiedDate"] = self._stamp()
             return _public(row)
 
     def set_po_approval(self, po_number: str, approval: Any, *, company: str | None = None) -> dict[str, Any]:
-        """Set a PO's workflow approval status (code 1–10 or name, §3.5/§4.6)."""
+        """Set a PO's workflow approval status (code 1–10 or name)."""
         code = _status_code(approval, _APPROVAL_CODES, "approval status")
         with self._lock:
             row = self._co(company).tables["purchase_orders"].get((po_number,))
@@ -1001,7 +1000,7 @@ class GpSimulator:
 
     def void_gl_entry(self, journal_id: int, *, year: int | None = None, company: str | None = None) -> int:
         """Void a posted entry: a new reversing entry is posted and the original is flagged
-        ``IsVoided`` (its content stays as it was, §5.2 point 4); returns the new entry's number."""
+        ``IsVoided`` (its content stays as it was); returns the new entry's number."""
         return self._reverse_gl(journal_id, year, company, back_out=False)
 
     def back_out_gl_entry(self, journal_id: int, *, year: int | None = None, company: str | None = None) -> int:
@@ -1041,7 +1040,7 @@ class GpSimulator:
                 orig["BackOutJournalId"] = jid
             else:
                 orig["IsVoided"] = True
-            # Flags on the original change, so its newest line timestamp does too (§5.1, §5.2).
+            # Flags on the original change, so its newest line timestamp does too.
             orig["ModifiedDate"] = self._stamp()
             return jid
 
@@ -1150,7 +1149,7 @@ class GpSimulator:
             return self._error(404, "GP.NotFound", f"Resource '{route.unknown}' was not found.")
         res = route.resource
         if res.switch is not None and not getattr(self, res.switch):
-            # The site does not expose this resource (GL is outside the SBA catalog, §0).
+            # The site does not expose this resource (GL is outside the SBA catalog).
             return self._error(404, "GP.NotFound", f"Resource '{res.path}' was not found.")
         if req.method != "GET":
             return self._error(405, "GP.MethodNotAllowed", f"{req.method} is not supported here.")
@@ -1181,7 +1180,7 @@ class GpSimulator:
 
     def _list(self, co: _Company, res: _Resource, req: Request) -> Response:
         # Only the simulator's own paging token is read; filters such as $filter or
-        # ModifiedSince are ignored on purpose (§1.4: no evidence SBA supports them).
+        # ModifiedSince are ignored on purpose (no evidence SBA supports them).
         token_text = req.query.get("$skiptoken")
         try:
             token = _token_decode(token_text) if token_text else None
@@ -1280,7 +1279,7 @@ class GpSimulator:
         return Response(status, _dumps(body), h)
 
     def _error(self, status: int, code: str, message: str) -> Response:
-        # Error body shape is a simulator convention (§8.3, [U] for real SBA); "empty" mimics
+        # Error body shape is a simulator convention (unknown for real SBA); "empty" mimics
         # HTTP.sys-style empty bodies so clients cope with both.
         if self.error_style == "empty":
             return Response(status, b"", {"Content-Type": "text/plain"})
@@ -1317,22 +1316,22 @@ class GpSimulator:
             return self._error(503, "GP.ServiceUnavailable", "The Dynamics GP service is not available.")
         if f.kind == "403":
             return self._error(403, "GP.Forbidden", "Access to this resource is denied.")
-        # System exceptions carry a generic "contact your administrator" message (§3.6).
+        # System exceptions carry a generic "contact your administrator" message.
         return self._error(500, "GP.SystemError", "The system encountered an error. Contact your administrator.")
 
     # --- NTLM / Negotiate ------------------------------------------------------------------------
 
     def _challenge(self) -> Response:
-        """The leg-1 401: empty body, one ``WWW-Authenticate`` line per advertised scheme (§7.1)."""
+        """The leg-1 401: empty body, one ``WWW-Authenticate`` line per advertised scheme."""
         return Response(401, b"", _header_variants("WWW-Authenticate", self.advertise))
 
     def _acceptor(self, scheme: str) -> Any:
-        import spnego  # the acceptor is pyspnego's pure-Python NTLM (§7.3)
+        import spnego  # the acceptor is pyspnego's pure-Python NTLM
         from spnego.channel_bindings import GssChannelBindings
 
         cbt = None
         if self.require_cbt and self._tls_leaf_der is not None:
-            # tls-server-end-point binding: SHA-256 of the server certificate (RFC 5929; §7.4).
+            # tls-server-end-point binding: SHA-256 of the server certificate (RFC 5929).
             cbt = GssChannelBindings(
                 application_data=b"tls-server-end-point:" + hashlib.sha256(self._tls_leaf_der).digest()
             )
@@ -1380,7 +1379,7 @@ class GpSimulator:
             return self._auth_failed(conn)
         if not ctx.complete:
             conn["ctx"] = ctx
-            # Leg 2: the challenge, under the scheme the client chose (§7.1, §8.4).
+            # Leg 2: the challenge, under the scheme the client chose.
             return Response(401, b"", {"WWW-Authenticate": f"{offered} {base64.b64encode(out or b'').decode()}"})
         conn.pop("ctx", None)
         principal = str(ctx.client_principal or "")
@@ -1396,7 +1395,7 @@ class GpSimulator:
             self._counters["logons"] += 1
         extra = {}
         if out:
-            # SPNEGO sends a last token (mechListMIC) back with the success (§7.1 point 3).
+            # SPNEGO sends a last token (mechListMIC) back with the success.
             extra["WWW-Authenticate"] = f"{offered} {base64.b64encode(out).decode()}"
         return user, extra
 
@@ -1405,7 +1404,7 @@ class GpSimulator:
         conn.pop("principal", None)
         with self._lock:
             self._counters["auth_failures"] += 1
-        # A failed last leg answers 401 with fresh challenge headers (§8.4).
+        # A failed last leg answers 401 with fresh challenge headers.
         return self._challenge()
 
     # --- control API over HTTP -------------------------------------------------------------------
@@ -1438,7 +1437,7 @@ class GpSimulator:
     # --- seed data -------------------------------------------------------------------------------
 
     def _seed_fabrikam(self, co: _Company) -> None:
-        """Sample records of reference §8.7 (IDs styled after Fabrikam; other values illustrative)."""
+        """Sample records of reference (IDs styled after Fabrikam; other values illustrative)."""
         vendors = [
             ("ACETRAVE0001", "A Travel Company", "USA-US-I", "Chicago", "IL", "USA", "31255501010000", False, True,
              "2017-04-12", "2024-03-14T15:22:07.123Z"),
@@ -1539,7 +1538,7 @@ class GpSimulator:
             co.tables["gl"].put(row)
 
 
-# --- row builders (the JSON bodies; field names follow the WSDL summaries, §3.3/§8.3) -----------
+# --- row builders (the JSON bodies; field names follow the WSDL summaries) -----------
 
 
 def _strip(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -1642,7 +1641,7 @@ def _receipt_row(
         "Subtotal": _money(sum((ln[3] * ln[4] for ln in lines), Decimal(0)), cur),
         "Lines": body_lines, "CreatedDate": _day(receipt_date),
         # POP receipt tables have no DEX_ROW_TS, so the only change date is the day-granular
-        # MODIFDT, without an offset (§4.3, §5.1, §8.6): a poller must look back a whole day.
+        # MODIFDT, without an offset: a poller must look back a whole day.
         "ModifiedDate": _day(receipt_date),
     }
 
@@ -1747,7 +1746,7 @@ def _parse_route(raw_path: str) -> _Route:
     if not rest.startswith("Companies("):
         raise ValueError("expected Companies(<company>)")
     body = rest[len("Companies("):]
-    # The company key may hold raw parentheses (§1.2): take the first ")" that is followed by
+    # The company key may hold raw parentheses: take the first ")" that is followed by
     # the end of the path or by a known series segment.
     close = -1
     for i, ch in enumerate(body):
@@ -1801,7 +1800,7 @@ def _advertise(value: Any) -> tuple[str, ...]:
 
 
 def _check_secret(password: str) -> None:
-    # The Heimdal user-file format is colon-separated, one account per line (§7.3).
+    # The Heimdal user-file format is colon-separated, one account per line.
     if not password or any(c in password for c in ":\r\n"):
         raise ValueError("password must be non-empty without ':' or line breaks")
 

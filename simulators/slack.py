@@ -1,33 +1,32 @@
 """A stateful Slack Web API simulator for tests, the demo and benchmarks.
 
 ``SlackSimulator`` is a plain app (``handle(request) -> Response``) with all its state on the
-instance, served on loopback by ``simulators._http.serve_on_loopback``. It follows the checklist in
-``shared/reference/slack.md`` §6.2:
+instance, served on loopback by ``simulators._http.serve_on_loopback``. It follows Slack's Web API documentation:
 
 * routing: ``/api/<method>`` and ``/<method>``, GET or POST; query string first, then a JSON,
-  form-urlencoded or empty body (§5 lists what ``slack_sdk`` sends for each method);
+  form-urlencoded or empty body ( lists what ``slack_sdk`` sends for each method);
 * a workspace: team, bot identity, tokens, channels with membership and archiving, messages
   with threads, metadata and edit history;
-* Slack's error contract: business errors are HTTP 200 ``ok:false`` (§1.1), rate limits are HTTP
-  429 with a whole-second ``Retry-After`` (§2), injected server errors carry an HTML body (§6.2-4);
-* Block Kit and metadata validation with Slack's error codes (§1.2, §3.1);
-* rate limits (§2), switchable and time-scaled, see "Rate model" below;
-* fault injection and recording (§7a), also reachable over HTTP under ``/__sim/``.
+* Slack's error contract: business errors are HTTP 200 ``ok:false``, rate limits are HTTP
+  429 with a whole-second ``Retry-After``, injected server errors carry an HTML body;
+* Block Kit and metadata validation with Slack's error codes;
+* rate limits, switchable and time-scaled, see "Rate model" below;
+* fault injection and recording, also reachable over HTTP under ``/__sim/``.
 
 Rate model (every number is configurable; ``rate_limits=False`` switches enforcement off):
 
 * ``chat.postMessage`` per channel: a token bucket refilling ``channel_rate`` tokens per simulated
   second with capacity ``channel_burst`` (default 1, i.e. strictly one message per second). Slack
-  says "1 per second per channel, bursts allowed" but publishes no burst size (§2), and burst
+  says "1 per second per channel, bursts allowed" but publishes no burst size, and burst
   messages may be hidden, so the strict default is the safe model.
 * ``chat.postMessage`` per workspace: a sliding window of at most ``workspace_per_minute``
-  accepted posts in any simulated minute ("several hundred per minute", §2).
+  accepted posts in any simulated minute ("several hundred per minute").
 * other methods: optional per-method sliding windows (``method_per_minute``, e.g. ``SLACK_TIERS``);
   off by default so reads in unrelated tests never see 429s.
 * ``time_scale`` = s makes simulated time run s times faster than the real monotonic clock, so a
   test at s=20 gets 20 messages/second per channel. A rejected call consumes no budget.
 * A 429 carries ``Retry-After`` in whole *simulated* seconds (at least 1; ``slack_sdk`` crashes on
-  fractions, §5) and ``X-Sim-Retry-After-Ms``, the precise *real* wait in milliseconds (rounded up).
+  fractions) and ``X-Sim-Retry-After-Ms``, the precise *real* wait in milliseconds (rounded up).
   ``Retry-After / time_scale`` is always a safe real wait too.
 * Every post that reaches the limiter is logged as ``PostAttempt(t, channel, accepted, scope)`` with
   the limiter's own monotonic ``t`` (also when limits are off), and ``rate_violations()`` checks the
@@ -69,7 +68,7 @@ __all__ = [
 
 DEFAULT_TOKEN = "xoxb-sim-token"
 ERP_CHANNELS = ("ap-invoices", "purchasing", "warehouse", "gl-postings", "finance-alerts", "ap-large")
-# Tier rates per minute (§2 table, §7a); pass as ``method_per_minute=SLACK_TIERS`` to enforce them.
+# Tier rates per minute ( table); pass as ``method_per_minute=SLACK_TIERS`` to enforce them.
 SLACK_TIERS: Mapping[str, int] = {
     "chat.update": 50,
     "chat.getPermalink": 100,
@@ -82,8 +81,8 @@ SLACK_TIERS: Mapping[str, int] = {
 }
 
 _EPS = 1e-6  # tokens; rate_violations() allows the same slack
-_MAX_TEXT = 40_000  # §1.2: truncated above this on post, msg_too_long on update
-_EVENT_TYPE = re.compile(r"^[a-z0-9_]+$")  # §3.3-7
+_MAX_TEXT = 40_000  # truncated above this on post, msg_too_long on update
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+$")
 _TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
 _MESSAGE_BLOCKS = {
     "actions", "context", "divider", "file", "header", "image", "input", "markdown",
@@ -214,7 +213,7 @@ def _slack_id(prefix: str, seed: str) -> str:
 
 
 def _flag(value: Any) -> bool:
-    # §6.2-2: slack_sdk sends JSON true/false, form 1/0; people type "true".
+    # slack_sdk sends JSON true/false, form 1/0; people type "true".
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
     return bool(value)
@@ -229,7 +228,7 @@ def _ts_us(value: Any, error: str) -> int:
 
 
 def _format_ts(us: int) -> str:
-    return "%d.%06d" % divmod(us, 1_000_000)  # §6.2-5: "1700000000.000100", always a string
+    return "%d.%06d" % divmod(us, 1_000_000)  # "1700000000.000100", always a string
 
 
 def _cursor(kind: str, value: str) -> str:
@@ -259,7 +258,7 @@ def _limit(args: Mapping[str, Any], default: int, maximum: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Block Kit validation (§3.1). Messages mimic Slack's "<reason> [json-pointer:/blocks/...]" (§1.1).
+# Block Kit validation. Messages mimic Slack's "<reason> [json-pointer:/blocks/...]".
 # ---------------------------------------------------------------------------------------------
 
 
@@ -330,7 +329,7 @@ def _check_block(block: dict[str, Any], ptr: str, errs: list[str]) -> None:
 
 
 def validate_blocks(blocks: Any) -> list[str]:
-    """Check a message's ``blocks`` against the Block Kit limits in reference §3.1.
+    """Check a message's ``blocks`` against the Block Kit limits in reference
 
     Args:
         blocks: the decoded ``blocks`` argument.
@@ -365,9 +364,9 @@ def validate_blocks(blocks: Any) -> list[str]:
             markdown_total += len(block["text"])
         tables += block["type"] == "table"
         _check_block(block, ptr, errs)
-    if markdown_total > 12_000:  # counted across all markdown blocks (§3.1)
+    if markdown_total > 12_000:  # counted across all markdown blocks
         errs.append("markdown blocks must be less than 12001 characters in total [json-pointer:/blocks]")
-    if tables > 1:  # one table per message (§3.1, third-party report)
+    if tables > 1:  # one table per message (third-party report)
         errs.append("only one table allowed per message [json-pointer:/blocks]")
     return errs
 
@@ -392,7 +391,7 @@ def _validate_metadata(meta: Any) -> None:
         raise SlackError("invalid_metadata_format")
 
 
-# Form bodies carry these as JSON strings (§1.1); a bad string gets the field's own error code.
+# Form bodies carry these as JSON strings; a bad string gets the field's own error code.
 _JSON_FIELDS = {
     "blocks": "invalid_blocks_format",
     "attachments": "invalid_attachments",
@@ -401,7 +400,7 @@ _JSON_FIELDS = {
 
 
 def _parse_args(request: Request) -> dict[str, Any]:
-    """Merge the query string and the body (§6.2-2); nested fields arrive as JSON strings in forms."""
+    """Merge the query string and the body; nested fields arrive as JSON strings in forms."""
     args: dict[str, Any] = dict(request.query)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.body.strip():
@@ -409,10 +408,10 @@ def _parse_args(request: Request) -> dict[str, Any]:
             try:
                 data = json.loads(request.body)
             except ValueError:
-                raise SlackError("invalid_json") from None  # code undocumented, a guess (§6.2-2)
+                raise SlackError("invalid_json") from None  # code undocumented, a guess
             if not isinstance(data, dict):
                 raise SlackError("invalid_json")
-            data.pop("token", None)  # §1.1: with a JSON body the token must be in the header
+            data.pop("token", None)  # with a JSON body the token must be in the header
             args.update(data)
         elif ctype in ("application/x-www-form-urlencoded", ""):
             try:
@@ -543,7 +542,7 @@ class SlackSimulator:
                     ch.members.add(bot.user_id)
 
     def revoke_token(self, token: str, *, error: str = "token_revoked") -> None:
-        """Make ``token`` fail with ``error`` (``token_revoked`` or ``token_expired``, §6.2-3)."""
+        """Make ``token`` fail with ``error`` (``token_revoked`` or ``token_expired``)."""
         with self._lock:
             bot, _ = self._tokens.get(token, (self.bot, None))
             self._tokens[token] = (bot, error)
@@ -588,7 +587,7 @@ class SlackSimulator:
             retry_after: simulated seconds for the 429 ``Retry-After`` (implies ``status=429``).
             channel: only calls addressed to this channel (name or ID) match.
             stored_then_failed: handle the call for real (the message is stored) and then answer
-                HTTP 500 (or ``status`` if it is 5xx), or drop the connection with ``drop`` (§7a
+                HTTP 500 (or ``status`` if it is 5xx), or drop the connection with ``drop`` (
                 ``after_commit``). Only a call that succeeded consumes the fault.
             delay: real seconds to stall the answer (client timeouts); alone, it delays a normal answer.
             drop: close the connection without answering (the message is not stored unless
@@ -732,7 +731,7 @@ class SlackSimulator:
             if method == "api.test":
                 return json_response({"ok": True, "args": ctx.args})
             if handler is None:
-                raise SlackError("unknown_method")  # §6.2-1, checked before auth
+                raise SlackError("unknown_method")  # checked before auth
             ctx.bot = self._authenticate(token)
             window = self._method_windows.get(method) if self.rate_limits else None
             if window is not None:
@@ -744,7 +743,7 @@ class SlackSimulator:
         except SlackError as exc:
             return json_response(self._error(exc))
         except _RateLimited as exc:
-            # §2: HTTP 429, whole-second Retry-After (simulated), precise real wait for scaled clients.
+            # HTTP 429, whole-second Retry-After (simulated), precise real wait for scaled clients.
             headers = {
                 "Retry-After": str(max(1, math.ceil(exc.wait * self.time_scale - 1e-9))),
                 "X-Sim-Retry-After-Ms": str(max(1, math.ceil(exc.wait * 1000 - 1e-6))),
@@ -768,7 +767,7 @@ class SlackSimulator:
         return resp
 
     def _authenticate(self, token: str | None) -> _Bot:
-        # §6.2-3: every auth failure is HTTP 200 with its own code.
+        # every auth failure is HTTP 200 with its own code.
         if not token:
             raise SlackError("not_authed")
         if token not in self._tokens:
@@ -789,7 +788,7 @@ class SlackSimulator:
 
     @staticmethod
     def _passthrough(f: _Fault) -> bool:
-        # A delay-only fault stalls a real answer: the post is stored, the client times out (§7b-8).
+        # A delay-only fault stalls a real answer: the post is stored, the client times out.
         return f.status == 200 and f.error is None and not f.drop
 
     def _consume(self, f: _Fault) -> None:
@@ -837,7 +836,7 @@ class SlackSimulator:
         return ch.id if ch else (str(args["channel"]) if "channel" in args else None)
 
     def _channel_arg(self, ctx: _Ctx, *, names: bool = False) -> _Channel:
-        # Only chat.postMessage documents names (§1.2); the conversations.* methods want IDs.
+        # Only chat.postMessage documents names; the conversations.* methods want IDs.
         ch = self._find(ctx.args.get("channel"), names=names)
         if ch is None:
             raise SlackError("channel_not_found")
@@ -859,7 +858,7 @@ class SlackSimulator:
     def _view(m: Mapping[str, Any], *, metadata: bool = True) -> dict[str, Any]:
         out = {k: copy.deepcopy(v) for k, v in m.items() if not k.startswith("_") and v is not None}
         if not metadata:
-            out.pop("metadata", None)  # §1.5: only with include_all_metadata
+            out.pop("metadata", None)  # only with include_all_metadata
         return out
 
     def _channel_view(self, ch: _Channel, bot: _Bot) -> dict[str, Any]:
@@ -871,7 +870,7 @@ class SlackSimulator:
         }  # fmt: skip
 
     def _content(self, args: Mapping[str, Any], *, update: bool) -> tuple[dict[str, Any], list[str]]:
-        """Validate text/blocks/attachments/metadata (§1.2, §3.1) into the fields to store."""
+        """Validate text/blocks/attachments/metadata into the fields to store."""
         text, blocks, attachments = args.get("text"), args.get("blocks"), args.get("attachments")
         warnings: list[str] = []
         if args.get("markdown_text") is not None:
@@ -887,7 +886,7 @@ class SlackSimulator:
                     "invalid_blocks", errors=errors, response_metadata={"messages": [f"[ERROR] {e}" for e in errors]}
                 )
             if block_text_length(blocks) > self.max_block_text:
-                raise SlackError("msg_blocks_too_long")  # undocumented cumulative cap (§1.2 note)
+                raise SlackError("msg_blocks_too_long")  # undocumented cumulative cap ( note)
         if attachments is not None:
             if not isinstance(attachments, list):
                 raise SlackError("invalid_attachments")
@@ -897,7 +896,7 @@ class SlackSimulator:
             raise SlackError("no_text")
         if text is not None and len(text) > _MAX_TEXT:
             if update:
-                raise SlackError("msg_too_long")  # still listed for chat.update (§1.2 note)
+                raise SlackError("msg_too_long")  # still listed for chat.update ( note)
             text = text[:_MAX_TEXT]
             warnings.append("message_truncated")
         out: dict[str, Any] = {}
@@ -909,7 +908,7 @@ class SlackSimulator:
             out["attachments"] = attachments
         if "metadata" in args and args["metadata"] is not None:
             if update and args["metadata"] == {}:
-                out["metadata"] = None  # §1.3: {} removes metadata, omitting it keeps the old one
+                out["metadata"] = None  # {} removes metadata, omitting it keeps the old one
             else:
                 _validate_metadata(args["metadata"])
                 out["metadata"] = args["metadata"]
@@ -917,7 +916,7 @@ class SlackSimulator:
 
     @staticmethod
     def _with_warnings(payload: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
-        if warnings:  # §1.1: both the top-level string and response_metadata
+        if warnings:  # both the top-level string and response_metadata
             payload["warning"] = ",".join(warnings)
             payload["response_metadata"] = {"warnings": warnings, "messages": [f"[WARN] {w}" for w in warnings]}
         return payload
@@ -953,7 +952,7 @@ class SlackSimulator:
         if ch.archived:
             raise SlackError("is_archived")
         if bot.user_id not in ch.members:
-            raise SlackError("not_in_channel")  # no chat:write.public in this model (§1.2)
+            raise SlackError("not_in_channel")  # no chat:write.public in this model
         content, warnings = self._content(ctx.args, update=False)
         self._check_post_rate(ch, ctx.now)  # after validation: only storable posts spend budget
         ts = ctx.ts = self._next_ts()
@@ -1009,7 +1008,7 @@ class SlackSimulator:
         latest = _ts_us(a["latest"], "invalid_ts_latest") if a.get("latest") else None
         before = _ts_us(_uncursor("next_ts", a["cursor"]), "invalid_cursor") if a.get("cursor") else None
         picked = []
-        for m in reversed(self._messages[ch.id]):  # newest first (§1.5)
+        for m in reversed(self._messages[ch.id]):  # newest first
             us = _ts_us(m["ts"], "")
             if m.get("thread_ts", m["ts"]) != m["ts"] and not m["_broadcast"]:
                 continue  # thread replies live in conversations.replies
@@ -1053,7 +1052,7 @@ class SlackSimulator:
         types = {t.strip() for t in str(a.get("types") or "public_channel").split(",") if t.strip()}
         if not types <= {"public_channel", "private_channel", "mpim", "im"}:
             raise SlackError("invalid_types")
-        limit = _limit(a, 100, 999)  # "must be under 1000" (§1.6)
+        limit = _limit(a, 100, 999)  # "must be under 1000"
         chans = [
             c
             for c in self._channels.values()
@@ -1083,13 +1082,13 @@ class SlackSimulator:
         assert bot is not None
         ch = self._channel_arg(ctx)
         if ch.private:
-            raise SlackError("method_not_supported_for_channel_type")  # private needs an invite (§1.2)
+            raise SlackError("method_not_supported_for_channel_type")  # private needs an invite
         if ch.archived:
             raise SlackError("is_archived")
         warnings = ["already_in_channel"] if bot.user_id in ch.members else []
         ch.members.add(bot.user_id)
         payload = {"ok": True, "channel": self._channel_view(ch, bot)}
-        if warnings:  # §1.6: the warning sits at top level and in response_metadata.warnings
+        if warnings:  # the warning sits at top level and in response_metadata.warnings
             payload.update(warning=warnings[0], response_metadata={"warnings": warnings})
         return payload
 

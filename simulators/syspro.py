@@ -5,22 +5,21 @@ It serves, from one plain object with its state on the instance:
 * **e.net Solutions REST** under ``/SYSPROWCFService/Rest`` (``Logon``, ``Logoff``,
   ``GetVersion``, ``GetLogonProfile``, ``Query/Query`` with the ``COMFND`` business object), with
   SYSPRO's habits: every application error is an HTTP 200 body starting ``ERROR:``, one session
-  per operator, an idle timeout on a clock the test controls (``shared/reference/syspro.md``
-  §2-§3, §8.2-§8.3);
+  per operator, an idle timeout on a clock the test controls;
 * **SYSPRO OData v4** under ``/SYSPRO8Odata/SYSPROOData/{CompanyId}/{Table}`` with Basic auth,
-  ``$filter/$select/$orderby/$top/$skip/$count`` and the 5,000-row cap (§4, §8.3);
-* **test hooks** under ``/__sim/`` (§8.4) and the same controls as Python methods.
+  ``$filter/$select/$orderby/$top/$skip/$count`` and the 5,000-row cap;
+* **test hooks** under ``/__sim/`` and the same controls as Python methods.
 
-Where the reference marks a fact [U] (unknown) the behaviour is a constructor switch, and the
-default is the reference's simulator proposal (§8.1). The two choices that matter most:
+Where the reference marks a fact unknown (unknown) the behaviour is a constructor switch, and the
+default is the reference's simulator proposal. The two choices that matter most:
 
 * ``comfnd_timestamp=True``: COMFND can select and filter the ``TimeStamp`` rowversion, rendered as
-  16 upper-case hex digits (§8.3 ⚑).
+  16 upper-case hex digits.
 * ``odata_rowversion_filter=False``: OData returns ``TimeStamp`` as ``Edm.Binary`` (base64) but
   refuses ``gt/ge/lt/le`` on it, as ASP.NET OData over Entity Framework does (LINQ defines no
   ordering operators on ``byte[]``; EF Core issue #5936). ``eq``/``ne`` work.
 
-Data: the seed of §9 (company ``EDU1``) plus a few more suppliers and documents of the same
+Data: the seed of (company ``EDU1``) plus a few more suppliers and documents of the same
 distributor, every row with a ``TimeStamp`` taken from one global rowversion counter that every
 insert and update bumps. ``bulk_generate`` adds millions of *virtual* rows computed from their
 index, so a benchmark never holds more than one page of them in memory.
@@ -57,12 +56,12 @@ __all__ = ["SysproSimulator", "ENET_PREFIX", "ODATA_PREFIX", "INVALID_SESSION", 
 ENET_PREFIX = "/SYSPROWCFService/Rest"
 ODATA_PREFIX = "/SYSPRO8Odata/SYSPROOData"
 
-# §2.7: the text is verified (WCF client); the REST framing "ERROR: " + text at HTTP 200 is [S].
+# the text is verified (WCF client); the REST framing "ERROR: " + text at HTTP 200 is.
 INVALID_SESSION = (
     "ERROR: The supplied UserID is invalid. Either you were not logged in; or your session has "
     "expired. You will need to logon again."
 )
-_NOT_LICENSED = "ERROR: e.net exception 100000"  # §2.7, prefix seen live (RECT); rest ⚑
+_NOT_LICENSED = "ERROR: e.net exception 100000"  # prefix seen live (RECT); rest
 _ENET_HEADERS = {"Content-Type": "application/octet-stream", "Server": "Microsoft-HTTPAPI/2.0"}
 _ROOT_ATTRS = (
     "Language='05' Language2='EN' CssStyle='' DecFormat='1' DateFormat='01' Role='01' "
@@ -97,8 +96,8 @@ def _dt(*names: str) -> list[_Col]:
 
 _TS = [_Col("TimeStamp", "ts")]
 
-# Column names and types from §5 (DJ inspectdb, BB procs) and the seed tables of §9; only the
-# columns the seed uses, in the order SYSPRO lists them, each table ending with TimeStamp (§5.5).
+# Column names and types from (DJ inspectdb, BB procs) and the seed tables of; only the
+# columns the seed uses, in the order SYSPRO lists them, each table ending with TimeStamp.
 _SCHEMA: dict[str, tuple[tuple[str, ...], list[_Col]]] = {
     "ApSupplier": (
         ("Supplier",),
@@ -176,7 +175,7 @@ _SCHEMA: dict[str, tuple[tuple[str, ...], list[_Col]]] = {
     ),
 }
 
-# PO status codes, §5.2 (BB, RUBY, H-PO, LUNTU) - used for the bulk generator only.
+# PO status codes (BB, RUBY, H-PO, LUNTU) - used for the bulk generator only.
 _PO_STATUSES = ("0", "1", "4", "9")
 
 
@@ -254,12 +253,12 @@ def _render_enet(col: _Col, value: Any, pad: bool, ts_format: str = "hex") -> st
         return TIMESTAMP_FORMATS[ts_format](value)
     if col.kind == "dec":
         text = f"{value:.{col.scale}f}"
-        return f"{text:>14}" if pad else text  # padding is [U] for COMFND (§3.1)
+        return f"{text:>14}" if pad else text  # padding is unknown for COMFND
     return value
 
 
 def _render_json(col: _Col, value: Any) -> str:
-    """One OData JSON value; decimals stay exact numbers, dates carry Z (§8.3 ⚑)."""
+    """One OData JSON value; decimals stay exact numbers, dates carry Z."""
     if value is None:
         return "null"
     if col.kind == "date":
@@ -515,20 +514,20 @@ class SysproSimulator:
 
     Args:
         operators: Operator code -> ``{"password", "companies", "max_sessions", "odata_password"}``
-            (defaults: §8.1, operator ``ENET01``).
+            (defaults:, operator ``ENET01``).
         companies: Company id -> ``{"password", "name"}`` (default ``EDU1`` with no password).
-        idle_timeout_seconds: Idle time after which a session is invalid (the real default is [U]).
-        licence_seats_total: e.net seats across operators ([U], §2.8).
+        idle_timeout_seconds: Idle time after which a session is invalid (the real default is unknown).
+        licence_seats_total: e.net seats across operators (unknown).
         clock: Monotonic seconds; ``advance()`` adds to it so tests never sleep.
-        token_style: ``syspro7`` (32 hex + ``00`` + two spaces, §2.3 [V]) or ``long`` ([S]).
-        accept_untrimmed_token: Accept the token with its trailing spaces (RUBY did, §2.3).
-        require_company_password: Refuse a Logon without the ``CompanyPassword`` parameter ([S]).
+        token_style: ``syspro7`` (32 hex + ``00`` + two spaces) or ``long``.
+        accept_untrimmed_token: Accept the token with its trailing spaces (RUBY did).
+        require_company_password: Refuse a Logon without the ``CompanyPassword`` parameter.
         version_string: ``GetVersion`` body. ``xml_version``: the ``Version`` attribute of replies.
-        pad_numbers: Left-pad COMFND decimals ([U], §3.1).
-        comfnd_conditions: Condition codes COMFND accepts (only EQ/NE are [V], §3.1).
-        comfnd_timestamp: COMFND exposes ``TimeStamp`` (⚑; [U] on a real system).
-        odata_max_rows: OData page cap ([S], §4). ``odata_next_link``: emit ``@odata.nextLink``
-            at the cap ([U]).
+        pad_numbers: Left-pad COMFND decimals (unknown).
+        comfnd_conditions: Condition codes COMFND accepts (only EQ/NE are).
+        comfnd_timestamp: COMFND exposes ``TimeStamp`` (unknown on a real system).
+        odata_max_rows: OData page cap. ``odata_next_link``: emit ``@odata.nextLink``
+            at the cap (unknown).
         odata_rowversion_filter: Allow ``gt/ge/lt/le`` on ``TimeStamp`` in ``$filter``.
         timestamp_format: How COMFND renders ``TimeStamp`` (``TIMESTAMP_FORMATS``: 16 upper-case
             hex digits, lower-case, ``0x``-prefixed, or without leading zeros); undocumented.
@@ -536,7 +535,7 @@ class SysproSimulator:
             letter, as most real ones are.
         comfnd_max_rows: A server-side cap below ``ReturnRows`` (undocumented whether one exists).
         business_date: "Today" for documents the control methods create.
-        seed: Load the §9 seed data.
+        seed: Load the seed data.
     """
 
     def __init__(
@@ -660,7 +659,7 @@ class SysproSimulator:
         return tuple(_sortable(_coerce(table.cols[p], v)) for p, v in zip(table.key_pos, parts))
 
     def _write(self, table: _Table, values: dict[str, Any], *, ts: int | None = None) -> dict[str, Any]:
-        """Insert or replace one row; every write takes the next rowversion (§5.5)."""
+        """Insert or replace one row; every write takes the next rowversion."""
         if ts is None:
             self._rowversion += 1
             ts = self._rowversion
@@ -712,7 +711,7 @@ class SysproSimulator:
             return self._write(t, merged)
 
     def delete(self, table: str, key: Any) -> bool:
-        """Remove one row, as a purge would (rowversion does not see deletes, §5.5)."""
+        """Remove one row, as a purge would (rowversion does not see deletes)."""
         with self._lock:
             t = self._table(table)
             k = self._key_tuple(t, key)
@@ -804,7 +803,7 @@ class SysproSimulator:
             return [self.insert_invoice(journal_date=d, **kwargs) for _ in range(n)]
 
     def insert_backdated_invoice(self, days_back: int = 10, **kwargs: Any) -> dict[str, Any]:
-        """Capture an invoice dated ``days_back`` days before ``business_date`` (§5.5 pitfall)."""
+        """Capture an invoice dated ``days_back`` days before ``business_date`` ( pitfall)."""
         d = self.business_date - timedelta(days=days_back)
         kwargs.setdefault("invoice_date", d)
         kwargs.setdefault("journal_date", d)
@@ -812,7 +811,7 @@ class SysproSimulator:
 
     def pay_invoice(self, supplier: str, invoice: str, amount: Any = None, *,
                     on: Any = None) -> dict[str, Any]:
-        """Pay an invoice: MthInvBal1 goes down (an update only TimeStamp sees, §9)."""
+        """Pay an invoice: MthInvBal1 goes down (an update only TimeStamp sees)."""
         with self._lock:
             inv = self.get("ApInvoice", (supplier, invoice))
             if inv is None:
@@ -834,7 +833,7 @@ class SysproSimulator:
             return self.update("ApInvoice", (supplier, invoice), MthInvBal1=balance - pay)
 
     def set_po_status(self, po: str, status: str) -> dict[str, Any]:
-        """Move a purchase order to another OrderStatus (§5.2 codes)."""
+        """Move a purchase order to another OrderStatus ( codes)."""
         changes: dict[str, Any] = {"OrderStatus": status}
         if status == "9":
             changes["DatePoCompleted"] = self.business_date
@@ -950,7 +949,7 @@ class SysproSimulator:
             return 1 if self._sessions.pop(user_id.rstrip(), None) else 0
 
     def evict(self, operator: str) -> str:
-        """A person logs on at the desktop as ``operator``: the integration's session dies (§2.8)."""
+        """A person logs on at the desktop as ``operator``: the integration's session dies."""
         with self._lock:
             op = operator.upper()
             s = self._open_session(op, (self.operators.get(op, {}).get("companies") or ["EDU1"])[0],
@@ -976,7 +975,7 @@ class SysproSimulator:
     def _new_token(self) -> str:
         if self.token_style == "long":
             return "SYS" + secrets.token_hex(32).upper()
-        # §2.3 [V]: 32 upper-case hex digits, then "00", then two spaces.
+        # 32 upper-case hex digits, then "00", then two spaces.
         return secrets.token_hex(16).upper() + "00  "
 
     def _open_session(self, operator: str, company: str, *, origin: str = "e.net") -> _Session:
@@ -984,7 +983,7 @@ class SysproSimulator:
         max_sessions = int(self.operators.get(operator, {}).get("max_sessions", 1))
         mine = sorted((s for s in self._sessions.values() if s.operator == operator),
                       key=lambda s: s.created)
-        # §2.8 [V]: one session per operator; the new logon kills the oldest.
+        # one session per operator; the new logon kills the oldest.
         while len(mine) >= max_sessions:
             self._sessions.pop(mine.pop(0).user_id, None)
         if len(self._sessions) >= self.licence_seats_total:
@@ -1008,7 +1007,7 @@ class SysproSimulator:
         if now - s.last_active > self.idle_timeout_seconds:
             del self._sessions[uid]
             raise _QueryError(INVALID_SESSION)
-        s.last_active = now  # every business-object call refreshes the idle clock (§2.8)
+        s.last_active = now  # every business-object call refreshes the idle clock
         return s
 
     # -- faults ---------------------------------------------------------------------------------
@@ -1105,7 +1104,7 @@ class SysproSimulator:
             return Response(404, b"Endpoint not found.", {"Content-Type": "text/html"})
         if request.method not in ("GET", "HEAD") and endpoint != "Transaction/PostLD":
             return Response(405, b"Method not allowed.", {"Content-Type": "text/html"})
-        # §8.2: query parameter names match without regard to case.
+        # query parameter names match without regard to case.
         q = {k.lower(): v for k, v in request.query.items()}
         try:
             if endpoint == "Logon":
@@ -1113,7 +1112,7 @@ class SysproSimulator:
             elif endpoint == "Logoff":
                 self._session(q.get("userid"))
                 self._sessions.pop(q["userid"].rstrip(), None)
-                body = "0"  # §2.4 [V]
+                body = "0"
             elif endpoint == "GetVersion":
                 body = self.version_string
             elif endpoint == "GetLogonProfile":
@@ -1124,7 +1123,7 @@ class SysproSimulator:
                     raise _QueryError(_NOT_LICENSED)
                 body = self._comfnd(q.get("xmlin") or "")
             else:
-                # Browse/Fetch/Transaction/Setup: not needed for polling (§8.3).
+                # Browse/Fetch/Transaction/Setup: not needed for polling.
                 self._session(q.get("userid"))
                 raise _QueryError(_NOT_LICENSED)
         except _QueryError as exc:
@@ -1136,19 +1135,19 @@ class SysproSimulator:
         op_code = (q.get("operator") or "").strip().upper()
         company = (q.get("companyid") or "").strip().upper()
         if not op_code or not company:
-            raise _QueryError("ERROR: Operator code cannot be blank")  # ⚑
+            raise _QueryError("ERROR: Operator code cannot be blank")
         op = self.operators.get(op_code)
         if op is None:
-            raise _QueryError(f"ERROR: Invalid operator '{op_code}'")  # ⚑
+            raise _QueryError(f"ERROR: Invalid operator '{op_code}'")
         if q.get("operatorpassword", "") != op.get("password", ""):
-            raise _QueryError("ERROR: Invalid operator password")  # §2.3 [V]
+            raise _QueryError("ERROR: Invalid operator password")
         comp = self.companies.get(company)
         if comp is None or company not in {c.upper() for c in op.get("companies", self.companies)}:
-            raise _QueryError(f"ERROR: Invalid company '{company}'")  # ⚑
+            raise _QueryError(f"ERROR: Invalid company '{company}'")
         if "companypassword" not in q and self.require_company_password:
-            raise _QueryError("ERROR: Company password parameter missing")  # ⚑ [S RECT]
+            raise _QueryError("ERROR: Company password parameter missing")  # [S RECT]
         if q.get("companypassword", "") != comp.get("password", ""):
-            raise _QueryError("ERROR: Invalid company password")  # ⚑
+            raise _QueryError("ERROR: Invalid company password")
         return self._open_session(op_code, company).token
 
     def _logon_profile(self, s: _Session) -> str:
@@ -1194,7 +1193,7 @@ class SysproSimulator:
                 out.append(f"<{col.name}>{escape(value)}</{col.name}>\n" if value != ""
                            else f"<{col.name}/>\n")
             out.append("</Row>\n")
-        out.append(f"<RowsReturned>{n:8d}</RowsReturned>\n</{t.name}>\n ")  # ends "\n " (§3.1)
+        out.append(f"<RowsReturned>{n:8d}</RowsReturned>\n</{t.name}>\n ")  # ends "\n "
         return "".join(out)
 
     def _parse_comfnd(self, xml_in: str) -> _Comfnd:
@@ -1203,12 +1202,12 @@ class SysproSimulator:
         try:
             root = ET.fromstring(xml_in)
         except ET.ParseError:
-            raise _QueryError("ERROR: XML Parse error") from None  # ⚑
+            raise _QueryError("ERROR: XML Parse error") from None
         table_name = _text(_child(root, "TableName")).strip()
         try:
             t = self._table(table_name)
         except KeyError:
-            raise _QueryError(f"ERROR: Table '{table_name}' not found") from None  # ⚑
+            raise _QueryError(f"ERROR: Table '{table_name}' not found") from None
 
         def column(name: str) -> _Col:
             col = t.col(name.strip())
@@ -1217,7 +1216,7 @@ class SysproSimulator:
             return col
 
         rr = _text(_child(root, "ReturnRows")).strip()
-        return_rows = int(rr) if rr.isdigit() else 1000  # default 1000 when absent ⚑
+        return_rows = int(rr) if rr.isdigit() else 1000  # default 1000 when absent
         names = [_text(c) for c in _children(_child(root, "Columns"), "Column")]
         all_cols = _text(_child(root, "AllColumns")).strip().upper() == "Y" or not names
         columns = [c for c in t.cols if c.kind != "ts" or self.comfnd_timestamp] if all_cols \
@@ -1239,13 +1238,13 @@ class SysproSimulator:
             if n:
                 andor = _text(_child(expr, "AndOr")).strip().lower() or "and"
                 if andor not in ("and", "or"):
-                    raise _QueryError(f"ERROR: Invalid AndOr '{andor}'")  # ⚑
+                    raise _QueryError(f"ERROR: Invalid AndOr '{andor}'")
                 tokens.append(andor)
             tokens.extend("(" * _text(_child(expr, "OpenBracket")).count("("))
             col = column(_text(_child(expr, "Column")))
             cond = _text(_child(expr, "Condition")).strip().upper() or "EQ"
             if cond not in self.comfnd_conditions or cond not in _CONDITIONS:
-                raise _QueryError(f"ERROR: Invalid condition '{cond}'")  # ⚑
+                raise _QueryError(f"ERROR: Invalid condition '{cond}'")
             raw = _text(_child(expr, "Value"))
             if cond == "LIKE":
                 tokens.append(("like", col.name, _like_regex(raw)))
@@ -1261,7 +1260,7 @@ class SysproSimulator:
         try:
             tree, rest = _parse_bool(tokens)
         except (IndexError, ValueError):
-            raise _QueryError("ERROR: Invalid Where clause: unbalanced brackets") from None  # ⚑
+            raise _QueryError("ERROR: Invalid Where clause: unbalanced brackets") from None
         if rest:
             raise _QueryError("ERROR: Invalid Where clause: unbalanced brackets")
         return tree
@@ -1327,7 +1326,7 @@ class SysproSimulator:
             except (binascii.Error, UnicodeDecodeError):
                 user, password = "", ""
             op = self.operators.get(user.upper())
-            # §4: only operators configured for OData (an OData password) get in.
+            # only operators configured for OData (an OData password) get in.
             ok = bool(op and op.get("odata_password") and password == op["odata_password"]
                       and company in {c.upper() for c in op.get("companies", self.companies)})
         if ok:
@@ -1335,7 +1334,7 @@ class SysproSimulator:
                 return _odata_error(404, f"Company '{company}' is not configured.")
             return None
         resp = _odata_error(401, "Authorization has been denied for this request.")
-        resp.headers["WWW-Authenticate"] = 'Basic realm="SYSPRO OData"'  # ⚑
+        resp.headers["WWW-Authenticate"] = 'Basic realm="SYSPRO OData"'
         return resp
 
     def _origin(self, request: Request) -> str:
@@ -1421,7 +1420,7 @@ class SysproSimulator:
                 + "".join(types) + f'<EntityContainer Name="Container">{sets}</EntityContainer>'
                 '</Schema></edmx:DataServices></edmx:Edmx>')
 
-    # -- /__sim/ control hooks (§8.4) ------------------------------------------------------------------
+    # -- /__sim/ control hooks ------------------------------------------------------------------
 
     def _control(self, request: Request, path: str) -> Response:
         body = request.json() or {}
@@ -1578,7 +1577,7 @@ _OP_NAMES = {"eq": "Equal", "ne": "NotEqual", "gt": "GreaterThan", "ge": "Greate
 
 
 def _parse_odata_filter(text: str, t: _Table, rowversion_ordering: bool) -> tuple:
-    """``$filter`` -> filter tree. Supports comparisons, and/or/not and brackets (§8.3)."""
+    """``$filter`` -> filter tree. Supports comparisons, and/or/not and brackets."""
     if not text.strip():
         return ("true",)
     tokens: list[tuple[str, str, int]] = []
@@ -1680,16 +1679,16 @@ def _odata_json(payload: Any) -> Response:
                                         "Content-Type": "application/json; odata.metadata=minimal"})
 
 
-# --- seed data (§9, plus more of the same distributor) -------------------------------------------------
+# --- seed data (plus more of the same distributor) -------------------------------------------------
 
 
 def _load_seed(sim: SysproSimulator) -> None:
-    """Load §9's rows with their TimeStamps, then more documents for a realistic month."""
+    """Load the seed rows with their TimeStamps, then more documents for a realistic month."""
 
     later: list[tuple[_Table, dict[str, Any]]] = []
 
     def put(table: str, rows: list[dict[str, Any]]) -> None:
-        # §9's rows keep their TimeStamps; rows without one are written after all of them, so
+        # The seed rows keep their TimeStamps; rows without one are written after all of them, so
         # an auto-assigned rowversion can never collide with a listed one.
         t = sim.tables[table]
         for r in rows:
@@ -1705,7 +1704,7 @@ def _load_seed(sim: SysproSimulator) -> None:
         ("0000001", "Bike Parts Wholesale Ltd", "BIKE PARTS", "$", "30", "10", "N", "Y", "2019-03-04", 0x0A1F3C),
         ("0000002", "Accessories Unlimited", "ACCESS UNL", "$", "60", "10", "N", "N", "2020-07-15", 0x0A1F41),
         ("0000003", "Eurotube GmbH", "EUROTUBE", "EUR", "30", "20", "N", "Y", "2022-11-01", 0x0A2003),
-        # The distributor's bearing suppliers (not in §9): non-ASCII cp1252 names and an
+        # The distributor's bearing suppliers (not in): non-ASCII cp1252 names and an
         # ampersand, because real supplier names carry them.
         ("0000004", "Müller Wälzlager GmbH", "MUELLER", "EUR", "30", "20", "N", "Y", "2023-02-13", None),
         ("0000005", "Bearings & Seals Ltd", "BEAR&SEAL", "$", "30", "10", "N", "Y", "2023-06-01", None),

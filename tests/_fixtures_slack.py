@@ -43,7 +43,7 @@ class SlackSimServer:
         """A ``slack_sdk.WebClient`` for this server, with no retry handlers unless given.
 
         Retries off by default: the built-in connection retry would re-send a post that Slack
-        may already have stored (reference §5, STYLE point 17).
+        may already have stored (reference, STYLE point 17).
         """
         from slack_sdk import WebClient
 

@@ -20,7 +20,7 @@ from simulators.syspro import ENET_PREFIX, ODATA_PREFIX, SysproSimulator
 
 @dataclass
 class SysproServed:
-    """A running simulator: ``url`` is the origin; the credentials are the seed's (§8.1)."""
+    """A running simulator: ``url`` is the origin; the credentials are the seed's."""
 
     sim: SysproSimulator
     url: str

@@ -63,11 +63,11 @@ from tests._cycle import Cycle, run_cycle
 from tests._fixtures_slack import SlackSimServer
 
 OPS_CHANNEL = "#finance-alerts"
-# Slack's control sequences: a special mention, a user, a channel, a link (reference/slack.md §4).
+# Slack's control sequences: a special mention, a user, a channel, a link.
 UNSAFE = re.compile(r"<\s*(?:[!@#]|https?:|mailto:)", re.IGNORECASE)
 # What clean_text removes: C0 controls but tab and newline, DEL, zero-width and bidi controls.
 INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-# Slack's answers for a message whose content it refuses (reference/slack.md §1.2, §3.1).
+# Slack's answers for a message whose content it refuses.
 REFUSED_CONTENT = {"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long", "msg_too_long", "no_text",
                    "invalid_metadata_format"}
 LIVE = ("pending", "sending", "sent")
@@ -485,7 +485,7 @@ def gp_gl_description(description: str) -> Callable[[Rig], Planted]:
 
 def _described(start: str) -> Callable[[dict[str, Any]], None]:
     """A check: the Description field holds the start of the long text, cut with an ellipsis
-    within a section field's 2,000 characters (reference/slack.md §3.1)."""
+    within a section field's 2,000 characters."""
 
     def check(message: dict[str, Any]) -> None:
         fields = [f["text"] for b in message["blocks"] for f in b.get("fields") or []]

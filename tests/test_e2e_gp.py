@@ -48,7 +48,7 @@ NEW_PASSWORD = "Rotated-2024!"
 
 # The simulator's clock is pinned a little after the seed data (March 2024), so every stamp,
 # voucher, journal year and receipt date below is known in advance. Stamps still increase:
-# the simulator adds a millisecond per change when the clock stands still (DEX_ROW_TS, §5.1).
+# the simulator adds a millisecond per change when the clock stands still (DEX_ROW_TS).
 _NOW = datetime(2024, 4, 2, 9, 0, tzinfo=timezone.utc)
 
 
@@ -231,7 +231,7 @@ def test_ntlm_handshake_wrong_password_alerts_once_moves_nothing_and_recovery_ca
     assert first.drain is not None and first.drain.records == len(SEEDED)
 
     # The handshake is real: challenge, NTLM type 1 → challenge, type 3 → 200, all on one
-    # keep-alive connection, which then serves every other resource without a header (§7.1).
+    # keep-alive connection, which then serves every other resource without a header.
     log = gp.sim.requests()
     assert [(r["status"], r["authorization"] is not None) for r in log[:3]] == [(401, False), (401, True), (200, True)]
     assert len({r["conn"] for r in log}) == 1

@@ -14,7 +14,7 @@ What the suite proves (the "Must show" of the SYSPRO issue):
 * a run with no changes posts nothing; an invoice inserted between runs posts once and shows
   what a person needs (number, supplier name, amount, dates);
 * a PO status change posts a ``status_change`` on e.net; on OData a change is seen only inside
-  the lookback window (date cursors cannot see updates, reference §5.5);
+  the lookback window (date cursors cannot see updates, reference);
 * back-dated invoices and 50 invoices on one date post once each across several cycles;
 * a lost e.net session costs exactly one re-logon, audited in SQL, and loses nothing;
 * wrong credentials fail the run with a clear ``SourceAuthFailed`` that holds no password, and
@@ -48,7 +48,7 @@ from tests._fixtures_slack import SlackSimServer
 from tests._fixtures_syspro import ClientFactory, SysproServed
 
 BOTH = pytest.mark.parametrize("transport", ["enet", "odata"])
-# Sessions, logon and re-logon exist only on e.net; OData is stateless Basic auth (reference §4).
+# Sessions, logon and re-logon exist only on e.net; OData is stateless Basic auth (reference).
 ENET_ONLY = pytest.mark.parametrize("transport", ["enet"])
 
 # DEFAULT_ROUTES as the issue states them, written out independently of routing.py so that a
@@ -237,7 +237,7 @@ def assert_each_posted_once(rig: Rig) -> None:
 
 
 def assert_logged_off(rig: Rig) -> None:
-    """No e.net session is left holding a licence (reference §2.4, §7.2)."""
+    """No e.net session is left holding a licence (reference)."""
     assert rig.sim.sessions() == []
     if rig.transport == "enet":
         # One Logoff per run that logged on, however many re-logons it needed.
@@ -335,7 +335,7 @@ def test_po_status_change_posts_an_update(rig: Rig) -> None:
         # The TimeStamp rowversion moves on every update, so both changes are seen.
         assert set(changes) == {"000419", "000423"}
     else:
-        # Reference §5.5: a date cursor sees inserts, not updates. The OData transport re-reads
+        # Reference: a date cursor sees inserts, not updates. The OData transport re-reads
         # only [watermark − 3 days, …), so 000423's change is caught and 000419's is invisible
         # by design — no row, no message, nothing in error.
         assert set(changes) == {"000423"}
@@ -378,7 +378,7 @@ def test_backdated_and_same_date_invoices_post_once(rig: Rig) -> None:
         assert_routed(rig, expected_routes(rig))
     else:
         # Posted ten days back is below watermark − lookback: a date cursor cannot see it
-        # (reference §5.5: use the overlap and accept its bound). Neither is its AP journal.
+        # (reference: use the overlap and accept its bound). Neither is its AP journal.
         assert keys[ten_key] == 0
         posted_on = ten_days["JournalDate"]
         jnl = f"{posted_on.year}|{posted_on.month}|{ten_days['Journal']}|1"
@@ -406,7 +406,7 @@ def test_lost_session_relogs_on_once_and_loses_nothing(rig: Rig, loss: str) -> N
         if fired:
             return
         if loss == "evicted_between_pages" and table == "ApInvoice" and seen[table] == 2:
-            # A person logs on at the desktop as our operator: SYSPRO drops our session (§2.8).
+            # A person logs on at the desktop as our operator: SYSPRO drops our session.
             sim.evict(rig.served.operator)
             fired.append(loss)
         elif loss == "expired_between_entities" and table == "PorMasterHdr":

@@ -269,7 +269,7 @@ class SourceFault:
 
 
 def _evict(sim: Any) -> None:
-    sim.evict("ENET01")  # a person logs on at the desktop with the integration's operator (§2.8)
+    sim.evict("ENET01")  # a person logs on at the desktop with the integration's operator
 
 
 def _idle(sim: Any) -> None:

@@ -1,8 +1,7 @@
 """``GpClient`` end to end against the GP simulator, plus canned replies for odd servers.
 
-Covers ``shared/reference/dynamics_gp.md``: the NTLM handshake and what counts as an auth failure
-(§7), both envelopes and list shapes and next-link paging (§1.4), client-side ``ModifiedDate``
-filtering (§1.4, §5.2), unposted documents (§0, §4.2), TLS with a private CA (§1.3, §6) and the
+Covers the vendor documentation: the NTLM handshake and what counts as an auth failure, both envelopes and list shapes and next-link paging, client-side ``ModifiedDate``
+filtering, unposted documents, TLS with a private CA and the
 error classification (STYLE 11, 24).
 """
 

@@ -1,9 +1,9 @@
-"""The GP simulator against the facts of ``shared/reference/dynamics_gp.md``.
+"""The GP simulator against the facts of the vendor documentation.
 
-NTLM really happens (§7.1, §8.4): the first 401 carries both schemes, the challenge and the
+NTLM really happens: the first 401 carries both schemes, the challenge and the
 final leg share one connection, a wrong password ends in a final 401, an authenticated Windows
-account without a GP user or company access gets 403 (§1.3). Envelope, list shape and paging are
-switchable because the real ones are unknown (§1.4); filters are ignored.
+account without a GP user or company access gets 403. Envelope, list shape and paging are
+switchable because the real ones are unknown; filters are ignored.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_first_request_gets_the_challenge_with_both_schemes(gp_sim):
     resp = conn.getresponse()
     body = resp.read()
     assert resp.status == 401
-    assert resp.msg.get_all("WWW-Authenticate") == ["Negotiate", "NTLM"]  # two header lines (§7.1)
+    assert resp.msg.get_all("WWW-Authenticate") == ["Negotiate", "NTLM"]  # two header lines
     assert body == b"" and resp.getheader("Content-Length") == "0"
 
 
@@ -138,7 +138,7 @@ def test_negotiate_only_server(gp_sim_factory):
     first = conn.getresponse()
     first.read()
     assert first.msg.get_all("WWW-Authenticate") == ["Negotiate"]
-    resp = _get(server)  # requests-ntlm then sends raw NTLMSSP under the Negotiate scheme (§7.2)
+    resp = _get(server)  # requests-ntlm then sends raw NTLMSSP under the Negotiate scheme
     assert resp.status_code == 200
     assert {r["authorization"] for r in server.sim.requests()} >= {"Negotiate"}
 
@@ -174,7 +174,7 @@ def test_injected_401_after_a_good_handshake(gp_sim):
         assert s.get(_url(gp_sim), auth=auth, timeout=5).status_code == 401
 
 
-# --- authorization (§1.3) -------------------------------------------------------------------------
+# --- authorization -------------------------------------------------------------------------
 
 
 def test_windows_account_without_gp_user_gets_403(gp_sim):
@@ -203,7 +203,7 @@ def test_unknown_company_tenant_and_resource_are_404(gp_sim):
 
 def test_gl_is_an_optional_resource(gp_sim):
     assert _get(gp_sim, "Financials/GeneralLedger/Transactions").status_code == 200
-    gp_sim.sim.configure(expose_gl=False)  # GL is outside the documented SBA catalog (§0, §2)
+    gp_sim.sim.configure(expose_gl=False)  # GL is outside the documented SBA catalog
     assert _get(gp_sim, "Financials/GeneralLedger/Transactions").status_code == 404
 
 
@@ -232,7 +232,7 @@ def test_tls_and_channel_binding(gp_sim_factory):
     auth = HttpNtlmAuth(DEFAULT_USER, server.password)
     good = requests.get(_url(server), auth=auth, verify=server.ca_path, timeout=5)
     assert good.status_code == 200
-    # Extended Protection: a client that does not bind the TLS channel is refused (§7.4).
+    # Extended Protection: a client that does not bind the TLS channel is refused.
     unbound = requests.get(
         _url(server), auth=HttpNtlmAuth(DEFAULT_USER, server.password, send_cbt=False), verify=server.ca_path, timeout=5
     )
@@ -333,7 +333,7 @@ def _token(position: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-# --- data and state machine (§4, §5, §8.6, §8.7) ------------------------------------------------
+# --- data and state machine ------------------------------------------------
 
 
 def test_seed_data_follows_the_sample_company(gp_sim):
@@ -354,7 +354,7 @@ def test_modified_dates_are_utc_and_receipts_day_granular(gp_sim):
         for row in _get(gp_sim, resource).json()["Payload"]:
             assert row["ModifiedDate"].endswith("Z")
     for row in _get(gp_sim, "Purchasing/Receipts").json()["Payload"]:
-        assert row["ModifiedDate"].endswith("T00:00:00")  # MODIFDT only, no DEX_ROW_TS (§4.3, §5.1)
+        assert row["ModifiedDate"].endswith("T00:00:00")  # MODIFDT only, no DEX_ROW_TS
 
 
 def test_posting_a_batch_moves_work_to_open_and_stamps(gp_sim):

@@ -150,7 +150,7 @@ LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra",
 class _KnownEnetUrlLeak(logging.Filter):
     """KNOWN PRODUCT BUG, reported and not fixed here: httpx logs every request URL at INFO, and
     an e.net URL carries OperatorPassword and CompanyPassword (Logon) and the session token
-    (UserId, every call) in its query string (reference/syspro.md §2.2). With logging at INFO or
+    (UserId, every call) in its query string. With logging at INFO or
     below these lines reach the console and, for Prefect's extra loggers, the run logs.
 
     Only those records are dropped, at the logger, before any handler sees them; everything else

@@ -1,4 +1,4 @@
-"""The Slack simulator checked against the reference facts (shared/reference/slack.md).
+"""The Slack simulator checked against the reference facts.
 
 Most tests drive it with the real ``slack_sdk.WebClient`` (retry handlers off, as the sink will
 use it), so a wire-format mismatch between the two shows up here first. Raw HTTP is used only
@@ -42,7 +42,7 @@ class FakeClock:
         return self.now
 
 
-# -- routing, auth and the error contract (§1.1, §6.2-1..4) ------------------------------------
+# -- routing, auth and the error contract ------------------------------------
 
 
 def test_auth_test_describes_the_seeded_workspace(slack_sim: SlackSimServer) -> None:
@@ -89,7 +89,7 @@ def test_default_workspace_channels(slack_sim: SlackSimServer) -> None:
     assert all(c["id"].startswith("C0") for c in listed)
 
 
-# -- chat.postMessage: channels, ts, membership (§1.2) -----------------------------------------
+# -- chat.postMessage: channels, ts, membership -----------------------------------------
 
 
 def test_post_accepts_id_or_name_and_returns_the_id(slack_sim_factory: Any) -> None:
@@ -105,7 +105,7 @@ def test_ts_are_strings_unique_and_increasing(slack_sim_factory: Any) -> None:
     client = server.client()
     raw = httpx.post(server.url + "chat.postMessage", json={"channel": "#warehouse", "text": "t"},
                      headers={"Authorization": f"Bearer {server.token}"})  # fmt: skip
-    assert isinstance(raw.json()["ts"], str)  # a JSON string, never a float (§6.2-5)
+    assert isinstance(raw.json()["ts"], str)  # a JSON string, never a float
     stamps = [client.chat_postMessage(channel="#warehouse", text=str(i))["ts"] for i in range(20)]
     assert all(isinstance(ts, str) and len(ts.split(".")[1]) == 6 for ts in stamps)
     assert len(set(stamps)) == 20
@@ -170,7 +170,7 @@ def test_archive_and_join_archived(slack_sim: SlackSimServer) -> None:
     assert err.response["error"] == "is_archived"
 
 
-# -- payload validation (§1.2, §3.1): every limit at N and N+1 ---------------------------------
+# -- payload validation: every limit at N and N+1 ---------------------------------
 
 
 def header(n: int) -> list[dict[str, Any]]:
@@ -236,7 +236,7 @@ def test_cumulative_block_text_cap(slack_sim_factory: Any) -> None:
 
 def test_no_text_and_text_truncation(slack_sim: SlackSimServer) -> None:
     client = slack_sim.client()
-    with pytest.warns(UserWarning, match="text"):  # slack_sdk nags about missing text too (§3.3-5)
+    with pytest.warns(UserWarning, match="text"):  # slack_sdk nags about missing text too
         assert slack_error(client.chat_postMessage, channel="#warehouse").response["error"] == "no_text"
         empty = slack_error(client.chat_postMessage, channel="#warehouse", text="", blocks=[])
     assert empty.response["error"] == "no_text"
@@ -258,7 +258,7 @@ def test_bad_metadata(slack_sim: SlackSimServer, metadata: Any) -> None:
     assert err.response["error"] == "invalid_metadata_format"
 
 
-# -- reading back: history, metadata, paging, permalinks, update (§1.3-1.5) --------------------
+# -- reading back: history, metadata, paging, permalinks, update --------------------
 
 
 def test_metadata_only_with_include_all_metadata(slack_sim: SlackSimServer) -> None:
@@ -334,7 +334,7 @@ def test_update_edits_in_place(slack_sim_factory: Any) -> None:
     assert err.response["error"] == "cant_update_message"
 
 
-# -- body formats (§1.1, §5, §6.2-2) -----------------------------------------------------------
+# -- body formats -----------------------------------------------------------
 
 
 def test_form_encoded_body_with_json_fields(slack_sim: SlackSimServer) -> None:
@@ -390,7 +390,7 @@ def test_conversations_list_paging_types_and_archived(slack_sim: SlackSimServer)
     assert info["name"] == "old-ap" and info["is_archived"]
 
 
-# -- faults (§7a) -------------------------------------------------------------------------------
+# -- faults -------------------------------------------------------------------------------
 
 
 def test_injected_errors_are_consumed_in_order(slack_sim: SlackSimServer) -> None:
@@ -460,7 +460,7 @@ def test_drop_without_storing(slack_sim: SlackSimServer) -> None:
     assert slack_sim.sim.posted() == []
 
 
-# -- rate limits (§2) ---------------------------------------------------------------------------
+# -- rate limits ---------------------------------------------------------------------------
 
 
 def test_fast_posts_get_429_and_accepted_posts_respect_the_rate(slack_sim_factory: Any) -> None:
@@ -550,7 +550,7 @@ def test_optional_tier_limits(slack_sim_factory: Any) -> None:
     client.conversations_list()
     err = slack_error(client.conversations_list)
     assert err.response.status_code == 429 and err.response.headers["X-Sim-Rate-Scope"] == "method"
-    assert client.auth_test()["ok"]  # a 429 on one method does not restrict the others (§2)
+    assert client.auth_test()["ok"]  # a 429 on one method does not restrict the others
 
 
 # -- control API and CLI -----------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_rowversion_cursor_sees_updates_a_date_cursor_misses(syspro_client, sysp
     _, rows = collect(enet, AP_ENET["ap_invoice"], since=watermark)
     assert [(r["Invoice"], r["MthInvBal1"]) for r in rows] == [("INV-88213", "2000.00")]
     _, rows = collect(odata, AP_ODATA["ap_invoice"], since=date(2024, 5, 28))
-    assert rows == []  # §5.5: a date cursor does not see the payment
+    assert rows == []  # a date cursor does not see the payment
 
 
 def test_limit_reads_one_row_with_one_request(syspro_client, syspro_sim) -> None:
@@ -199,7 +199,7 @@ def test_supplier_lookups_are_cached_for_the_client_lifetime(syspro_client, sysp
     list(client.pages(AP_ENET["ap_invoice"], since=None))
     first = syspro_sim.sim.counters["Query/Query"]
     list(client.pages(AP_ENET["ap_invoice"], since=None))
-    # Four invoice queries (6 rows in pages of 2; a full last page means "maybe more", §3.1)
+    # Four invoice queries (6 rows in pages of 2; a full last page means "maybe more")
     # and no supplier lookups: the names are cached.
     assert syspro_sim.sim.counters["Query/Query"] - first == 4
 
@@ -395,7 +395,7 @@ def test_error_classification(syspro_client, syspro_sim, transport: str, fault: 
 
 def test_odata_query_rejections_are_not_retried(syspro_client, syspro_sim) -> None:
     client = syspro_client("odata")
-    rowversion_entity = AP_ENET["ap_invoice"]  # TimeStamp ordering is refused by OData (§4)
+    rowversion_entity = AP_ENET["ap_invoice"]  # TimeStamp ordering is refused by OData
     with pytest.raises(SourceUnavailable, match="System.Byte") as info:
         list(client.pages(rowversion_entity, since=0x0A2171))
     assert info.value.status == 400
@@ -616,6 +616,6 @@ def test_enet_session_unit_with_mock_transport() -> None:
         (page,) = client.pages(AP_ENET["ap_journal"], since=0x0A2000, limit=2)
         assert len(page.rows) == 2 and page.next_token is None
         token = client.session.user_id
-        assert token is not None and not token.endswith(" ")  # trailing spaces stripped (§2.3)
+        assert token is not None and not token.endswith(" ")  # trailing spaces stripped
         assert "XmlIn=" in page.url and "secret" not in page.url and token not in page.url
     assert seen == ["logon", "logoff"] and sim.sessions() == []

@@ -1,6 +1,6 @@
 """Per-entity tests generated from the SYSPRO entity tables (STYLE 22).
 
-For every entity of both transports, on what the simulator serves (the §9 seed, a month of
+For every entity of both transports, on what the simulator serves (the seed, a month of
 activity on top and some virtual bulk rows): keys are unique and non-null, the cursor column is
 present, every row normalises.
 """
@@ -80,7 +80,7 @@ def test_the_two_tuples_differ_only_in_the_cursor() -> None:
 
 
 def test_date_cursors_are_the_reference_watermark_columns() -> None:
-    # §5.5: JournalDate (not InvoiceDate), OrderEntryDate, OrigReceiptDate, TrnDate, EntryDate.
+    # JournalDate (not InvoiceDate), OrderEntryDate, OrigReceiptDate, TrnDate, EntryDate.
     assert {e.name: e.cursor.column for e in ENTITIES_ODATA} == {
         "ap_invoice": "JournalDate", "purchase_order": "OrderEntryDate", "goods_receipt": "OrigReceiptDate",
         "ap_journal": "TrnDate", "gl_journal": "EntryDate",

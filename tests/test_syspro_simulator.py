@@ -1,4 +1,4 @@
-"""The SYSPRO simulator against the facts in shared/reference/syspro.md (STYLE 21).
+"""The SYSPRO simulator against the facts in the vendor documentation.
 
 Most tests talk to the simulator in-process through ``mock_transport``; the ones about sockets
 (dropped connections, the CLI) use the loopback server.
@@ -70,7 +70,7 @@ def odata(http: httpx.Client, table: str, auth: tuple[str, str] | None = ("ENET0
     return http.get(f"{ODATA}/{table}", params={f"${k}": v for k, v in params.items()}, auth=auth)
 
 
-# --- e.net: Logon / Logoff / GetVersion (§2.3-§2.5) ---------------------------------------------
+# --- e.net: Logon / Logoff / GetVersion ---------------------------------------------
 
 
 def test_logon_returns_a_syspro7_style_token_as_octet_stream(http: httpx.Client) -> None:
@@ -79,7 +79,7 @@ def test_logon_returns_a_syspro7_style_token_as_octet_stream(http: httpx.Client)
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["server"] == "Microsoft-HTTPAPI/2.0"
-    assert re.fullmatch(r"[0-9A-F]{32}00  ", r.text)  # 36 characters, §2.3 [V]
+    assert re.fullmatch(r"[0-9A-F]{32}00  ", r.text)  # 36 characters
 
 
 @pytest.mark.parametrize(
@@ -178,7 +178,7 @@ def test_unknown_path_is_404_and_post_to_logon_is_405(http: httpx.Client) -> Non
     assert http.post(f"{REST}/Logon").status_code == 405
 
 
-# --- e.net: COMFND (§3.1, §8.3, §8.5) -----------------------------------------------------------
+# --- e.net: COMFND -----------------------------------------------------------
 
 
 def test_comfnd_reply_has_syspro_shape(http: httpx.Client) -> None:
@@ -190,7 +190,7 @@ def test_comfnd_reply_has_syspro_shape(http: httpx.Client) -> None:
     assert "Version='8.0.021' OperatorPrimaryRole='   '>" in text
     assert "<HeaderDetails>\n<TableName>ApInvoice</TableName>\n<Columns>\n<Column>Supplier</Column>" in text
     assert "<OrderBy>\n<Column>JournalDate</Column>\n</OrderBy>\n</HeaderDetails>" in text
-    assert "<Where>" not in text  # HeaderDetails does not echo Where (§3.1)
+    assert "<Where>" not in text  # HeaderDetails does not echo Where
     assert "<Row>\n<Supplier>0000001</Supplier>\n<Invoice>INV-88213</Invoice>\n<JournalDate>2024-05-10</JournalDate>" in text
     assert "<OrigInvValue>2875.00</OrigInvValue>" in text
     assert "<RowsReturned>       1</RowsReturned>\n</ApInvoice>\n " == text[text.index("<RowsReturned>"):]
@@ -268,13 +268,13 @@ def test_comfnd_malformed_xml_and_other_business_objects(http: httpx.Client) -> 
 
 
 def test_comfnd_condition_set_is_configurable() -> None:
-    sim = SysproSimulator(comfnd_conditions=("EQ", "NE"))  # only these are [V] (§3.1)
+    sim = SysproSimulator(comfnd_conditions=("EQ", "NE"))  # only these are
     with httpx.Client(transport=mock_transport(sim), base_url="http://sim") as http:
         r = comfnd(http, logon(http), "ApInvoice", ["Invoice"], where=expr("JournalDate", "GE", "2024-05-01"))
         assert r.text == "ERROR: Invalid condition 'GE'"
 
 
-# --- data and rowversions (§5.5, §9) --------------------------------------------------------------
+# --- data and rowversions --------------------------------------------------------------
 
 
 def test_seed_holds_the_reference_rows(sim: SysproSimulator) -> None:
@@ -362,7 +362,7 @@ def test_bulk_order_matches_a_full_sort(sim: SysproSimulator, table: str) -> Non
     assert all(blk.index_of(t.key_of(r)) == i for i, r in enumerate(rows))
 
 
-# --- OData (§4, §8.3) ---------------------------------------------------------------------------------
+# --- OData ---------------------------------------------------------------------------------
 
 
 def test_odata_requires_basic_auth_with_the_odata_password(http: httpx.Client) -> None:
@@ -439,7 +439,7 @@ def test_odata_top_skip_and_the_row_cap() -> None:
     sim = SysproSimulator(odata_max_rows=4)
     with httpx.Client(transport=mock_transport(sim), base_url="http://sim") as http:
         all_rows = odata(http, "ApJnlSummary", select="Journal", orderby="Journal").json()["value"]
-        assert [r["Journal"] for r in all_rows] == [311, 312, 313, 314]  # silently capped at 4 (§4 [S])
+        assert [r["Journal"] for r in all_rows] == [311, 312, 313, 314]  # silently capped at 4
         page2 = odata(http, "ApJnlSummary", select="Journal", orderby="Journal", top="2", skip="2").json()
         assert [r["Journal"] for r in page2["value"]] == [313, 314]
         assert "@odata.nextLink" not in page2
@@ -459,7 +459,7 @@ def test_odata_next_link_at_the_cap() -> None:
 
 
 def test_odata_unknown_entity_set_and_metadata(http: httpx.Client) -> None:
-    r = odata(http, "ApPosting")  # not a SYSPRO table (§5.1)
+    r = odata(http, "ApPosting")  # not a SYSPRO table
     assert r.status_code == 404 and "not a valid OData path template" in r.json()["error"]["message"]
     meta = http.get(f"{ODATA}/$metadata", auth=("ENET01", "odata-secret"))
     assert '<EntityType Name="ApInvoice"><Key><PropertyRef Name="Supplier"/><PropertyRef Name="Invoice"/>' in meta.text
@@ -478,7 +478,7 @@ def test_odata_skip_paging_stays_cheap_on_a_million_rows(sim: SysproSimulator, h
     assert seen[0] == "B01-000000000" and seen[-1] == "B01-000014999"
 
 
-# --- faults, counters and the /__sim/ hooks (§8.4) -------------------------------------------------------
+# --- faults, counters and the /__sim/ hooks -------------------------------------------------------
 
 
 @pytest.mark.parametrize(

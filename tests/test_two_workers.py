@@ -184,7 +184,7 @@ def _non_decreasing(samples: list[dict[str, int | None]], who: str) -> None:
 @pytest.mark.parametrize("roles", [pytest.param(("scheduled", "backfill"), id="scheduled-and-backfill"),
                                    pytest.param(("scheduled", "scheduled-late"), id="two-scheduled-runs")])
 def test_overlapping_runs_never_post_twice_nor_move_a_watermark_back(pg_url: str, roles: tuple[str, str]) -> None:
-    # One e.net session per operator would make the two runs evict each other (reference §2.8);
+    # One e.net session per operator would make the two runs evict each other (reference);
     # the subject here is the outbox and the watermark, so this site allows two.
     sim = SysproSimulator(operators={"ENET01": {"password": "secret", "companies": [COMPANY], "max_sessions": 2}})
     slack = SlackSimulator(rate_limits=False, time_scale=1000.0)

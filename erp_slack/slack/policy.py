@@ -1,7 +1,7 @@
 """The send policy: a frozen value and one pure function from "what happened" to "what next".
 
 It never sleeps and never calls Slack; the sender carries out the decision. Outcomes are told
-apart by *when* a failure happened (reference/slack.md §1.2 error classes):
+apart by *when* a failure happened:
 
     not sent       (connection refused)            → back off and resend
     rate limited   (429)                           → wait the time Slack gave, resend the same batch

@@ -1,6 +1,6 @@
 """Block Kit rendering: pure functions from delivery rows to Slack messages.
 
-Every string that came from an ERP is escaped (``&``, ``<``, ``>``; reference/slack.md §4) so
+Every string that came from an ERP is escaped (``&``, ``<``, ``>``) so
 data can never ping ``@channel``, mention a user or forge a link, and every Block Kit limit is
 enforced here by truncating with an ellipsis *before* the blocks are built; slack_sdk's model
 validation (``to_dict``) then acts as a backstop.
@@ -29,15 +29,15 @@ from erp_slack.slack.templates import TEMPLATES, Template
 
 __all__ = ["Message", "Notice", "render", "render_one", "render_digest", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
 
-EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action> (slack.md §3.3)
+EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action>
 SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
 
 HEADER_MAX = HeaderBlock.text_max_length  # 150
 SECTION_MAX = SectionBlock.text_max_length  # 3000
-FIELD_MAX = 2000  # per section field; slack_sdk does not check it (slack.md §3.1)
+FIELD_MAX = 2000  # per section field; slack_sdk does not check it
 FIELDS_MAX = SectionBlock.fields_max_length  # 10
 TEXT_MAX = 3000  # top-level fallback text; Slack suggests ≤ 4,000
-TOTAL_MAX = 10_000  # cumulative block text: Slack rejects ~12–13k, keep a margin (slack.md §1.2)
+TOTAL_MAX = 10_000  # cumulative block text: Slack rejects ~12–13k, keep a margin
 LINE_MAX = 300  # one digest line
 DIGEST_MAX = 25  # records per digest message: 25 × LINE_MAX stays under TOTAL_MAX
 # One record's message: header (150) + fields + changes + remarks + footer ≤ TOTAL_MAX.
@@ -81,7 +81,7 @@ class Message:
 
 
 def escape(value: Any) -> str:
-    """Slack's three control characters as entities; ``&`` first (slack.md §4)."""
+    """Slack's three control characters as entities; ``&`` first."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

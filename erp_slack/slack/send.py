@@ -1,7 +1,6 @@
 """Delivering the outbox to Slack: a gateway over slack_sdk and a lane-per-channel drainer.
 
-Each channel is a lane paced at ``rate_per_channel`` (Slack allows ≈1 message/s per channel,
-reference/slack.md §2); lanes run in parallel on a few threads under one workspace-wide token
+Each channel is a lane paced at ``rate_per_channel`` (Slack allows ≈1 message/s per channel); lanes run in parallel on a few threads under one workspace-wide token
 bucket. A lane with a deep backlog sends digests (several records in one message) instead of
 queueing for minutes. Every message carries metadata naming its batch, so after an ambiguous
 failure the drainer looks for it in ``conversations.history`` before posting again: a record
@@ -101,7 +100,7 @@ class SlackGateway:
     """The Slack Web API calls the product makes, with typed errors.
 
     Posts go through a client with **no** retry handlers: slack_sdk's connection retry can
-    re-send a message that already arrived (slack.md §5). Reads keep the built-in retries.
+    re-send a message that already arrived. Reads keep the built-in retries.
     """
 
     def __init__(self, token: str, *, base_url: str | None = None, timeout: float = 10.0, team_url: str | None = None):
@@ -117,21 +116,21 @@ class SlackGateway:
         self._ids: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    # One method per remote operation (reference/slack.md §1).
+    # One method per remote operation.
 
     def auth_test(self) -> Mapping[str, Any]:
-        """``auth.test``: who the token is; raises SlackRejected for a bad token (§1.7)."""
+        """``auth.test``: who the token is; raises SlackRejected for a bad token."""
         data = self._call(self._reader.auth_test, "auth.test")
         self._team_url = self._team_url or data.get("url")
         return data
 
     def post(self, channel: str, message: Message) -> Posted:
-        """``chat.postMessage`` once, never retried here (§1.2)."""
+        """``chat.postMessage`` once, never retried here."""
         data = self._call(lambda: self._writer.chat_postMessage(channel=channel, **message.as_kwargs()), "chat.postMessage")
         return Posted(channel_id=data["channel"], ts=data["ts"])
 
     def join(self, channel_id: str) -> None:
-        """``conversations.join`` (public channels only; §1.6)."""
+        """``conversations.join`` (public channels only)."""
         self._call(lambda: self._reader.conversations_join(channel=channel_id), "conversations.join")
 
     def channel_info(self, channel_id: str) -> Mapping[str, Any]:
@@ -163,7 +162,7 @@ class SlackGateway:
             return self._ids[name]
 
     def find_batch(self, channel_id: str, batch_uid: str, *, since: datetime | None = None) -> str | None:
-        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it (§1.5).
+        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it.
 
         ``since`` bounds the search (a post cannot be older than its claim). "Not found" is only
         answered after reading every message since then; a history too long to read raises

@@ -3,10 +3,10 @@
 ``GpClient`` talks to ``https://host:port/GPService/Tenants(T)/Companies(C)/<resource>`` with
 Windows authentication (``requests_ntlm.HttpNtlmAuth``) on one keep-alive ``requests.Session``:
 NTLM authenticates a *connection*, so the three-leg handshake and the requests after it must
-share one socket (``shared/reference/dynamics_gp.md`` §6, §7). The first 401 is the normal
+share one socket. The first 401 is the normal
 challenge; only a 401 or 403 *after* the final leg means the credentials or access are wrong.
 
-What real SBA responses look like is not publicly known (§1.4), so the client is tolerant:
+What real SBA responses look like is not publicly known, so the client is tolerant:
 
 * envelope: ``{"Payload": ...}`` or bare JSON;
 * list shape: a JSON array, or an object holding the array (``Items``, ``value``, ...);
@@ -64,7 +64,7 @@ from erp_slack.sources.base import AuditHook, no_audit
 __all__ = ["GpClient", "RetryPolicy", "flatten"]
 
 SOURCE = "gp"
-# Keys under which a list may sit inside an object body (the list shape is [U], §1.4).
+# Keys under which a list may sit inside an object body (the list shape is unknown).
 _COLLECTION_KEYS = ("items", "value", "results", "records", "data")
 _NEXT_KEYS = ("nextlink", "@odata.nextlink", "odata.nextlink", "@nextlink", "next")
 # List items flattened per list field that is not exploded (phone numbers, addresses).
@@ -210,7 +210,7 @@ def _as_decimal(value: Any) -> Decimal:
 
 def _utc(value: CursorValue | None) -> CursorValue | None:
     if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)  # naive bounds are UTC, like GP timestamps (§5.3)
+        return value.replace(tzinfo=timezone.utc)  # naive bounds are UTC, like GP timestamps
     return value
 
 
@@ -220,7 +220,7 @@ class GpClient:
     Args:
         base_url: The GP Service root, ``https://host:port/GPService`` (``/GPService`` is added
             when the URL has no path).
-        tenant: Tenant name, ``DefaultTenant`` on single-tenant installs (§1.2).
+        tenant: Tenant name, ``DefaultTenant`` on single-tenant installs.
         company: Company display name as GP shows it (``Fabrikam, Inc.``); percent-encoded here.
         username: Windows account as ``DOMAIN\\user``.
         password: Its password; kept out of every message.
@@ -292,7 +292,7 @@ class GpClient:
 
     @property
     def company_url(self) -> str:
-        """``…/Tenants(T)/Companies(C)`` with both names percent-encoded (§1.2: ``Fabrikam%2C%20Inc.``)."""
+        """``…/Tenants(T)/Companies(C)`` with both names percent-encoded (``Fabrikam%2C%20Inc.``)."""
         return f"{self._root}/Tenants({quote(self.tenant, safe='')})/Companies({quote(self.company, safe='')})"
 
     def resource_url(self, resource: str, *key: str) -> str:
@@ -312,7 +312,7 @@ class GpClient:
         until: CursorValue | None = None,
         limit: int | None = None,
     ) -> Iterator[Page]:
-        """Rows of ``entity`` with ``ModifiedDate`` in [``since``, ``until``), page by page (§1.4, §5.2).
+        """Rows of ``entity`` with ``ModifiedDate`` in [``since``, ``until``), page by page.
 
         Pages left empty by client-side filtering are not yielded. A 404 on an ``optional``
         entity yields nothing and audits ``skipped``.
@@ -359,7 +359,7 @@ class GpClient:
             url = next_url
 
     def get(self, resource: str, *key: str) -> Any:
-        """One raw document (``Purchasing/Vendors``, ``"ACETRAVE0001"``), envelope removed (§1.2)."""
+        """One raw document (``Purchasing/Vendors``, ``"ACETRAVE0001"``), envelope removed."""
         self._check_open()
         url = self.resource_url(resource, *key)
         try:
@@ -373,7 +373,7 @@ class GpClient:
         return _unwrap(payload)[0]
 
     def companies(self) -> list[str]:
-        """Names of the companies this account may open (a cheap connection check, §8.2)."""
+        """Names of the companies this account may open (a cheap connection check)."""
         self._check_open()
         url = f"{self._root}/Tenants({quote(self.tenant, safe='')})/Companies"
         try:
@@ -427,7 +427,7 @@ class GpClient:
             except ValueError as exc:
                 problems.append((flat, f"{cursor_col}: {exc}"))
                 continue
-            # The server ignores filters (§1.4): the window is applied here.
+            # The server ignores filters: the window is applied here.
             if since is not None and cursor < since:  # type: ignore[operator]
                 continue
             if until is not None and cursor >= until:  # type: ignore[operator]
@@ -584,7 +584,7 @@ class GpClient:
             )
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc).lower():
-                # A self-signed or internal-CA certificate is common on GP Service (§1.3, §6).
+                # A self-signed or internal-CA certificate is common on GP Service.
                 raise SourceUnreachable(
                     f"the TLS certificate of {urlsplit(url).hostname} is not trusted: set the GP connection's "
                     "CA bundle (verify=<path to the PEM of the CA that issued the GP Service certificate>); "
@@ -603,7 +603,7 @@ class GpClient:
             raise _Retryable(SourceUnavailable(f"HTTP error talking to {clean} ({type(exc).__name__})",
                                                source=SOURCE, url=clean)) from None
         except (PermissionError, KeyError, SpnegoError, binascii.Error) as exc:
-            # requests-ntlm raises PermissionError when leg 2 carries no challenge (§7.2), and
+            # requests-ntlm raises PermissionError when leg 2 carries no challenge, and
             # KeyError when it carries no WWW-Authenticate header at all.
             self._audit("auth_failed", {"user": self.username, "url": clean, "status": None,
                                         "reason": type(exc).__name__})
@@ -614,14 +614,14 @@ class GpClient:
         return self._check(resp, url), resp
 
     def _check(self, resp: requests.Response, url: str) -> Any:
-        """Turn one reply into a payload or a typed error (STYLE 11)."""
+        """Turn one reply into a payload or a typed error."""
         clean = _clean_url(url)
         status = resp.status_code
         handshake = any(h.status_code == 401 for h in resp.history)
         if status == 401:
             offered = resp.headers.get("WWW-Authenticate", "")
             if handshake:
-                # The first 401 was the challenge; this one answers our final NTLM token (§7.1).
+                # The first 401 was the challenge; this one answers our final NTLM token.
                 reason = "the GP Service refused the Windows credentials after the NTLM handshake"
             elif "ntlm" not in offered.lower() and "negotiate" not in offered.lower():
                 reason = f"the GP Service does not offer NTLM or Negotiate (offers {offered[:60]!r})"
@@ -679,7 +679,7 @@ class GpClient:
 
 
 def _unwrap(payload: Any) -> tuple[Any, Mapping[str, Any] | None]:
-    """(body, envelope): the ``Payload`` member when present (§1.4: the envelope is [U])."""
+    """(body, envelope): the ``Payload`` member when present (the envelope is unknown)."""
     if isinstance(payload, Mapping):
         for k, v in payload.items():
             if k.lower() == "payload":
@@ -767,7 +767,7 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 
 def _server_message(resp: requests.Response) -> str:
-    """The ``Message`` of a JSON error body (a simulator convention, §8.3), short; else empty."""
+    """The ``Message`` of a JSON error body (a simulator convention), short; else empty."""
     try:
         data = json.loads(resp.content.decode("utf-8-sig")) if resp.content else None
     except (ValueError, UnicodeDecodeError):

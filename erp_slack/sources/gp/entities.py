@@ -7,15 +7,15 @@ prefix (``Lines.ItemKey.Id``). Field names are the template names of
 ``erp_slack.slack.templates`` so one template serves SYSPRO and GP alike.
 
 Every entity uses ``ModifiedDate`` (UTC, DEX_ROW_TS semantics) as a timestamp cursor with a
-lookback. The SBA service is not known to filter (``shared/reference/dynamics_gp.md`` §1.4), so
-the client filters on it; deletions never show up (§3.4, §5.2 point 3).
+lookback. The SBA service is not known to filter, so
+the client filters on it; deletions never show up.
 
 ``extra`` options read by ``GpClient``:
 
 * ``explode``: a list field split into one row per element (receipt and journal lines).
 * ``match``: column -> accepted values; other rows are dropped (e.g. only invoices).
 * ``unposted``: column -> values that mark unposted work documents; dropped unless the client
-  was built with ``include_unposted=True`` (GP keeps work, open and history tables, §0, §4.2).
+  was built with ``include_unposted=True`` (GP keeps work, open and history tables).
 * ``derive``: new column -> ``("count", list field)`` or ``("minus", column_a, column_b)``.
 """
 
@@ -42,33 +42,33 @@ __all__ = [
 ]
 
 # Re-read this far behind the watermark: DEX_ROW_TS is stamped by triggers on commit, so a
-# transaction that commits late can carry a stamp older than rows already seen (§5.2 point 1).
+# transaction that commits late can carry a stamp older than rows already seen.
 LOOKBACK = timedelta(minutes=10)
 # POP receipts have no DEX_ROW_TS; their only change date is the day-granular, server-local
-# MODIFDT (§4.3, §5.1), so re-read two whole days to cover the day boundary and time zones.
+# MODIFDT, so re-read two whole days to cover the day boundary and time zones.
 RECEIPT_LOOKBACK = timedelta(days=2)
 
 _CURSOR = Cursor("ModifiedDate", kind="timestamp", lookback=LOOKBACK)
 
 
 def _labels(pairs: Mapping[int, str]) -> Mapping[str, str]:
-    """Code -> label, accepting the code as a number or the label itself (the SBA wire form is [U])."""
+    """Code -> label, accepting the code as a number or the label itself (the SBA wire form is unknown)."""
     out = {str(code): label for code, label in pairs.items()}
     out.update({label: label for label in pairs.values()})
     return MappingProxyType(out)
 
 
-# PurchaseOrderStatus (§3.5, [V]).
+# PurchaseOrderStatus.
 PO_STATUS_LABELS = _labels({1: "New", 2: "Released", 3: "Change Order", 4: "Received", 5: "Closed", 6: "Canceled"})
-# ApprovalWorkflowStatus (§3.5, §4.6).
+# ApprovalWorkflowStatus.
 APPROVAL_LABELS = _labels({
     1: "Not Submitted", 2: "Submitted", 3: "No Approval Needed", 4: "Pending Approval", 5: "Pending Changes",
     6: "Approved", 7: "Rejected", 8: "Workflow Ended", 9: "Not Enabled", 10: "Disabled",
 })
 # JSON booleans reach ``normalise`` as Python bools and are cleaned to "True"/"False".
 _YES_NO = MappingProxyType({"True": "Yes", "False": "No", "true": "Yes", "false": "No", "1": "Yes", "0": "No"})
-# Payables TransactionState (§3.5): work = unposted, open = posted and not fully applied,
-# history = fully applied; for invoices that means paid (§4.2).
+# Payables TransactionState: work = unposted, open = posted and not fully applied,
+# history = fully applied; for invoices that means paid.
 _PAYABLES_STATE = MappingProxyType({
     "Work": "Unposted", "1": "Unposted", "Open": "Posted", "2": "Posted", "History": "Paid", "3": "Paid",
 })
@@ -84,7 +84,7 @@ PAYABLES_INVOICE = Entity(
     title="Payables invoice",
     table="Purchasing/Payables/Transactions",
     # Keyed by voucher and document type, never by table: a document keeps its voucher as it
-    # moves work -> open -> history (§4.2, §5.2 point 2).
+    # moves work -> open -> history.
     key=("Type", "Key.Id"),
     cursor=_CURSOR,
     fields={
@@ -129,7 +129,7 @@ PURCHASE_ORDER = Entity(
     source="gp",
     name="purchase_order",
     title="Purchase order",
-    table="Purchasing/Transactions",  # "Purchasing Transactions" in the catalog; POs there is [I] (§2)
+    table="Purchasing/Transactions",  # "Purchasing Transactions" in the catalog; POs there is inferred
     key=("Key.Id",),
     cursor=_CURSOR,
     fields={
@@ -167,7 +167,7 @@ GOODS_RECEIPT = Entity(
     source="gp",
     name="goods_receipt",
     title="Goods receipt",
-    # Not in the documented SBA catalog (§1.2, §2): a site may not expose it, so a 404 skips.
+    # Not in the documented SBA catalog: a site may not expose it, so a 404 skips.
     table="Purchasing/Receipts",
     key=("Key.Id", "Lines.LineNumber"),
     cursor=Cursor("ModifiedDate", kind="timestamp", lookback=RECEIPT_LOOKBACK),
@@ -209,9 +209,9 @@ GL_JOURNAL = Entity(
     source="gp",
     name="gl_journal",
     title="GL journal entry",
-    # Not in the documented SBA catalog at all (§0, §2): optional, a 404 skips the entity.
+    # Not in the documented SBA catalog at all: optional, a 404 skips the entity.
     table="Financials/GeneralLedger/Transactions",
-    # JRNENTRY is unique within a year; one row per line (GL20000/GL30000 are line tables, §4.4).
+    # JRNENTRY is unique within a year; one row per line (GL20000/GL30000 are line tables).
     key=("Key.JournalId", "Key.Year", "Lines.SequenceNumber"),
     cursor=_CURSOR,
     fields={
@@ -250,7 +250,7 @@ GL_JOURNAL = Entity(
     currency_field="currency",
     # Posted entries are content-immutable; void and back-out arrive as *new* entries and flag
     # the original (status becomes Voided). Year-end close only moves the lines to history, so
-    # ``state`` is left out of the version: that move is not news (§5.2 point 4).
+    # ``state`` is left out of the version: that move is not news.
     watch=(
         "journal", "year", "period", "entry", "account", "description", "reference", "source_doc", "amount",
         "debit", "credit", "currency", "posting_date", "status", "reverses",

@@ -2,18 +2,17 @@
 
 * ``SysproEnetClient`` speaks e.net Solutions REST (``/SYSPROWCFService/Rest``): a session token
   from ``Logon`` rides on every call as ``UserId=``, table reads go through ``Query/Query`` with
-  the ``COMFND`` business object, and errors come back as HTTP 200 bodies starting ``ERROR:``
-  (``shared/reference/syspro.md`` §2-§3). The session is an ``httpx.Auth`` (``SysproSession``)
+  the ``COMFND`` business object, and errors come back as HTTP 200 bodies starting ``ERROR:``. The session is an ``httpx.Auth`` (``SysproSession``)
   that logs on lazily, logs on again once when SYSPRO says the UserID is invalid, and logs off
   on ``close()``.
 * ``SysproODataClient`` speaks the SYSPRO OData v4 service: HTTP Basic auth with the operator's
-  OData password, ``$filter/$orderby/$select/$top/$skip``, at most 5,000 rows a page (§4).
+  OData password, ``$filter/$orderby/$select/$top/$skip``, at most 5,000 rows a page.
 
 Both hand out ``Page`` objects of raw rows (column -> value as the API gave it); ``model.normalise``
 parses them. Neither reads or writes watermarks. Each API has one ``check_*`` function that
 turns replies into typed errors, and one retry loop for idempotent reads, capped by attempts
 and by time. URLs are sanitised (``sanitise_url``) before they reach an exception, a ``Page``
-or an audit event: the e.net query string carries passwords and the session token (§2.2).
+or an audit event: the e.net query string carries passwords and the session token.
 
 ``connect(transport, ...)`` picks the client; ``client.entities`` is the matching entity tuple.
 """
@@ -78,14 +77,14 @@ __all__ = [
     "ODATA_MAX_ROWS",
 ]
 
-ENET_PATH = "/SYSPROWCFService/Rest"  # §2.1 [V]
-ODATA_PATH = "/SYSPRO8Odata/SYSPROOData"  # §4 [S]; the real base path is [U], so it is overridable
-ODATA_MAX_ROWS = 5000  # §4 [S]: each OData response is capped at 5,000 rows
-LOOKUP_CHUNK = 10  # keys per lookup query: the XML travels in the URL (§2.2), keep it short
+ENET_PATH = "/SYSPROWCFService/Rest"
+ODATA_PATH = "/SYSPRO8Odata/SYSPROOData"  # the real base path is unknown, so it is overridable
+ODATA_MAX_ROWS = 5000  # each OData response is capped at 5,000 rows
+LOOKUP_CHUNK = 10  # keys per lookup query: the XML travels in the URL, keep it short
 
 _T = TypeVar("_T")
 Verify = bool | str | PathLike[str] | ssl.SSLContext
-# (column, condition, value): conditions are COMFND's codes (EQ NE LT LE GT GE, §3.1).
+# (column, condition, value): conditions are COMFND's codes (EQ NE LT LE GT GE).
 Condition = tuple[str, str, Any]
 # A filter in disjunctive normal form: OR of AND-groups. [] means "no filter".
 Where = list[list[Condition]]
@@ -100,7 +99,7 @@ def sanitise_url(url: str | httpx.URL) -> str:
     """The URL with user info removed and secret query values (passwords, UserId) masked.
 
     e.net puts ``OperatorPassword``, ``CompanyPassword`` and the session ``UserId`` in the query
-    string (§2.2), so no URL reaches an exception, a ``Page`` or an audit row unsanitised.
+    string, so no URL reaches an exception, a ``Page`` or an audit row unsanitised.
     """
     parts = urlsplit(str(url))
     netloc = parts.netloc.rsplit("@", 1)[-1]
@@ -114,8 +113,7 @@ def sanitise_url(url: str | httpx.URL) -> str:
 
 
 class _RedactRequestUrls(logging.Filter):
-    """httpx logs every request URL at INFO; e.net URLs carry passwords and the session token
-    (§2.2), so the URL in those records is sanitised before any handler sees it."""
+    """httpx logs every request URL at INFO; e.net URLs carry passwords and the session token, so the URL in those records is sanitised before any handler sees it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) >= 2 and "/SYSPRO" in str(record.args[1]):
@@ -162,7 +160,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long a read is retried after a transport blip (STYLE 12).
+    """How often and how long a read is retried after a transport blip.
 
     Only idempotent reads are retried, and only for transient failures: connection errors,
     timeouts, HTTP 429/5xx, HTML error pages and truncated replies. Both the number of attempts
@@ -216,7 +214,7 @@ def _http_status_error(response: httpx.Response, api: str, url: str, detail: str
 def check_enet(response: httpx.Response, *, scrub: Callable[[str], str] = lambda s: s) -> bytes:
     """Turn an e.net REST reply into its body, or raise the matching typed error.
 
-    HTTP 200 does not mean success (§7.4): a body starting ``ERROR`` is a failure (§2.7).
+    HTTP 200 does not mean success: a body starting ``ERROR`` is a failure.
 
     Raises:
         SourceSessionExpired: "The supplied UserID is invalid" (expired or evicted session).
@@ -229,7 +227,7 @@ def check_enet(response: httpx.Response, *, scrub: Callable[[str], str] = lambda
     if response.status_code != 200:
         raise _http_status_error(response, "e.net", url)
     if _looks_like_html(response):
-        # A proxy, IIS or a load balancer error page, not the WCF service (§2.2).
+        # A proxy, IIS or a load balancer error page, not the WCF service.
         raise _unavailable("SYSPRO e.net answered with an HTML page instead of an e.net reply",
                            url=url, status=200, transient=True)
     body = response.content
@@ -252,7 +250,7 @@ def check_odata(response: httpx.Response, *, scrub: Callable[[str], str] = lambd
     """Turn an OData reply into its JSON document, or raise the matching typed error.
 
     Raises:
-        SourceAuthFailed: HTTP 401/403 (wrong operator or OData password, §4).
+        SourceAuthFailed: HTTP 401/403 (wrong operator or OData password).
         SourceUnavailable: HTTP 429/5xx, an HTML page or a truncated body (``transient``); a
             rejected query (400), an unknown entity set (404) or a reply without ``value``.
     """
@@ -268,7 +266,7 @@ def check_odata(response: httpx.Response, *, scrub: Callable[[str], str] = lambd
         raise _unavailable("SYSPRO OData answered with an HTML page instead of JSON", url=url,
                            status=200, transient=True)
     try:
-        # Amounts are Decimal from the moment they are parsed (STYLE 6).
+        # Amounts are Decimal from the moment they are parsed.
         doc = json.loads(response.content, parse_float=Decimal)
     except ValueError:
         raise _unavailable("SYSPRO OData answered with malformed or truncated JSON", url=url,
@@ -285,7 +283,7 @@ _OPERATOR_LOCKS_GUARD = threading.Lock()
 
 
 def _operator_lock(base_url: str, operator: str) -> threading.RLock:
-    """One lock per (server, operator): SYSPRO keeps one session per operator (§2.8, §7.1)."""
+    """One lock per (server, operator): SYSPRO keeps one session per operator."""
     parts = urlsplit(base_url)
     key = f"{parts.scheme}://{parts.netloc.lower()}|{operator.upper()}"
     with _OPERATOR_LOCKS_GUARD:
@@ -293,7 +291,7 @@ def _operator_lock(base_url: str, operator: str) -> threading.RLock:
 
 
 class SysproSession(httpx.Auth):
-    """An e.net session as an httpx auth flow (§2.3-§2.8).
+    """An e.net session as an httpx auth flow.
 
     * Logs on lazily, on the first request, and adds ``UserId=<token>`` to every request.
     * On ``ERROR: The supplied UserID is invalid…`` (idle timeout, or a second logon with the same
@@ -305,10 +303,10 @@ class SysproSession(httpx.Auth):
 
     Args:
         base_url: The REST base, ending in ``/SYSPROWCFService/Rest``.
-        operator: SYSPRO operator code (a dedicated integration operator, §2.8).
+        operator: SYSPRO operator code (a dedicated integration operator).
         operator_password: The operator's password.
         company_id: Company to log on to.
-        company_password: The company password; sent empty when None (§2.3 [S]).
+        company_password: The company password; sent empty when None.
         audit: Where audit events go.
     """
 
@@ -348,7 +346,7 @@ class SysproSession(httpx.Auth):
                 yield from self._logon(request)
             response = yield self._signed(request)
             if _says_session_invalid(response):
-                # §7.3: re-logon on "UserID is invalid", whatever the cause, then retry once.
+                # re-logon on "UserID is invalid", whatever the cause, then retry once.
                 self.user_id = None
                 self._audit("relogon", self._details(
                     reason="session invalid (expired, evicted or the service restarted)",
@@ -366,7 +364,7 @@ class SysproSession(httpx.Auth):
         )
 
     def _logon(self, request: httpx.Request) -> Iterator[httpx.Request]:
-        # §2.3: CompanyPassword is always sent, even empty ("strict about missing parameters").
+        # CompanyPassword is always sent, even empty ("strict about missing parameters").
         logon = httpx.Request(
             "GET",
             f"{self.base_url}/Logon",
@@ -384,7 +382,7 @@ class SysproSession(httpx.Auth):
         except SourceAuthFailed as exc:
             self._audit("auth_failed", self._details(reason=str(exc), url=exc.url, status=exc.status))
             raise
-        # §2.3: an opaque token, upper-case hex + "00" + two trailing spaces; strip, never parse.
+        # an opaque token, upper-case hex + "00" + two trailing spaces; strip, never parse.
         token = body.decode("cp1252", "replace").strip()
         if not token or len(token) > 200 or any(ch.isspace() or ch in "<>&" for ch in token):
             raise _unavailable("SYSPRO e.net Logon returned something that is not a session token",
@@ -393,7 +391,7 @@ class SysproSession(httpx.Auth):
         self._audit("logon", self._details(url=sanitise_url(logon.url)))
 
     def logoff(self, client: httpx.Client) -> None:
-        """Release the session and its e.net licence (§2.4, §7.2); never raises."""
+        """Release the session and its e.net licence; never raises."""
         with self._lock:
             if self.user_id is None:
                 return
@@ -402,7 +400,7 @@ class SysproSession(httpx.Auth):
             try:
                 response = client.get(url, params={"UserId": user_id}, auth=None)
                 reply = response.content.decode("cp1252", "replace").strip()
-                # §2.4: "0" is success; anything else is a warning, never fatal.
+                # "0" is success; anything else is a warning, never fatal.
                 ok = response.status_code == 200 and reply == "0"
                 self._audit("logoff", self._details(ok=ok, reply=self.scrub(reply[:120]),
                                                     url=sanitise_url(response.request.url)))
@@ -423,7 +421,7 @@ def _says_session_invalid(response: httpx.Response) -> bool:
 
 def build_comfnd_query(table: str, columns: Sequence[str], where: Where, order: Sequence[str],
                        return_rows: int) -> str:
-    """The ``XmlIn`` document of a COMFND query (§3.1, §8.5).
+    """The ``XmlIn`` document of a COMFND query.
 
     ``where`` is an OR of AND-groups; each group becomes one bracketed run of ``<Expression>``
     elements joined with ``And``, and the groups are joined with ``Or``. Brackets never nest,
@@ -494,14 +492,14 @@ def _row_values(elem: ET.Element, canon: Mapping[str, str]) -> tuple[dict[str, A
     for child in elem:
         if not isinstance(child.tag, str):
             continue
-        # §7.10: element casing can differ from the request; map back to our column names.
+        # element casing can differ from the request; map back to our column names.
         name = canon.get(child.tag.lower(), child.tag)
         if len(child):
             return None, f"column {name} holds nested elements"
         if name in row:
             return None, f"column {name} appears twice"
         text = child.text or ""
-        # §3.1: an empty date may come back as 0000-00-00.
+        # an empty date may come back as 0000-00-00.
         row[name] = "" if text.strip() == "0000-00-00" else text
     return row, ""
 
@@ -518,9 +516,9 @@ def _salvage_order_values(chunk: str, order: Sequence[str]) -> tuple[Any, ...] |
 
 def parse_comfnd_reply(body: bytes, table: str, columns: Sequence[str], order: Sequence[str],
                        *, url: str = "") -> _Parsed:
-    """Rows of a COMFND reply (§3.1): root = table name, one ``<Row>`` per record.
+    """Rows of a COMFND reply: root = table name, one ``<Row>`` per record.
 
-    Parsed from the raw bytes so the parser honours ``encoding="Windows-1252"`` (§2.2, §7.9).
+    Parsed from the raw bytes so the parser honours ``encoding="Windows-1252"``.
     A reply that declares a DTD is refused (no entity expansion, ever). If the document is
     ill-formed but complete (say one row holds a control character SQL let through), each
     ``<Row>`` is parsed alone and the bad ones become ``problems``; a reply cut short raises a
@@ -586,7 +584,7 @@ def odata_literal(value: Any) -> str:
     """A value as an OData v4 URL literal.
 
     Strings are quoted with ``'`` doubled (``O'Brien`` -> ``'O''Brien'``); dates become
-    ``DateTimeOffset`` midnight UTC (§4 [I], §8.5); numbers stay bare; an int rowversion becomes
+    ``DateTimeOffset`` midnight UTC ( inferred); numbers stay bare; an int rowversion becomes
     a ``binary'…'`` literal.
     """
     if isinstance(value, bool):
@@ -657,7 +655,7 @@ def rowversion_from_base64(value: Any) -> int:
 
 
 def _key_text(value: Any) -> str:
-    # SQL Server compares char values ignoring trailing spaces; keys are opaque otherwise (§7.7).
+    # SQL Server compares char values ignoring trailing spaces; keys are opaque otherwise.
     return str(value).rstrip()
 
 
@@ -737,7 +735,7 @@ class _SysproClient(ABC):
         if until is not None:
             where = _and(where, [[(cursor.column, "LT", self._cursor_value(cursor, until))]])
         # A rowversion is unique database-wide, so ordering by it alone is a total order; any
-        # other cursor needs the key to break ties (keyset paging, §3.1 [I]).
+        # other cursor needs the key to break ties (keyset paging inferred).
         unique = cursor.kind == "rowversion"
         order = (cursor.column,) if unique else (cursor.column, *[k for k in entity.key if k != cursor.column])
         read: set[str] = set()
@@ -846,7 +844,7 @@ class _SysproClient(ABC):
                 continue
             k = _key_text(v)
             if k not in known and k not in wanted:
-                wanted[k] = v  # sent back exactly as received (keys may be padded, §3.1)
+                wanted[k] = v  # sent back exactly as received (keys may be padded)
         return list(wanted.values())
 
     def _apply_lookup(self, d: Lookup, rows: list[dict[str, Any]]) -> None:
@@ -943,7 +941,7 @@ class _SysproClient(ABC):
 
 def _period(year: Any, month: Any) -> str | None:
     y, m = _decimal(year), _decimal(month)
-    if y is None or m is None or not (1 <= m <= 15):  # GL periods go up to 15 (GenHistory, §5.4)
+    if y is None or m is None or not (1 <= m <= 15):  # GL periods go up to 15 (GenHistory)
         return None
     return f"{int(y):04d}-{int(m):02d}"
 
@@ -958,12 +956,12 @@ def _with_default_path(base_url: str, default_path: str) -> str:
 
 
 class SysproEnetClient(_SysproClient):
-    """SYSPRO over e.net Solutions REST, reading tables with COMFND (§2, §3.1).
+    """SYSPRO over e.net Solutions REST, reading tables with COMFND.
 
     Args:
         base_url: ``https://host:port`` (``/SYSPROWCFService/Rest`` is added) or the full REST base.
         operator: A dedicated integration operator: a person logging on with the same code
-            evicts our session (§2.8).
+            evicts our session.
         operator_password: The operator's password.
         company_id: The SYSPRO company (``EDU1``).
         company_password: The company password, if the company has one.
@@ -972,7 +970,7 @@ class SysproEnetClient(_SysproClient):
         timeout: Seconds for connect/read/write/pool.
         audit: Receives ``logon``, ``relogon``, ``logoff``, ``auth_failed`` and ``retry`` events.
         page_size: ``ReturnRows`` per query; keep it modest, each call runs SYSPRO business
-            logic on the ERP server (§7.11).
+            logic on the ERP server.
         transport: An httpx transport (tests use ``simulators._http.mock_transport``).
         retry: The retry policy for transport blips.
         sleep: How to wait between retries (tests pass a recorder; nothing really sleeps).
@@ -1011,7 +1009,7 @@ class SysproEnetClient(_SysproClient):
         )
 
     def version(self) -> str:
-        """``GetVersion``: the e.net service version; needs no session (§2.5)."""
+        """``GetVersion``: the e.net service version; needs no session."""
         url = f"{self.base_url}/GetVersion"
         body = self._call(sanitise_url(url), lambda: self._http.get(url, auth=None),
                           lambda r: check_enet(r, scrub=self.session.scrub))
@@ -1036,7 +1034,7 @@ class SysproEnetClient(_SysproClient):
                 raise TypeError(f"{cursor.column} is a rowversion cursor; got {value!r}")
             return f"{value:016X}"  # COMFND reads its own rendering back: 16 hex digits
         if isinstance(value, datetime):
-            value = value.date()  # COMFND dates are CCYY-MM-DD (§3.1)
+            value = value.date()  # COMFND dates are CCYY-MM-DD
         if isinstance(value, date):
             return value.isoformat()
         raise TypeError(f"{cursor.column} is a {cursor.kind} cursor; got {value!r}")
@@ -1093,18 +1091,18 @@ class SysproEnetClient(_SysproClient):
 
 
 class SysproODataClient(_SysproClient):
-    """SYSPRO over the OData v4 service (SYSPRO 8 2021 R2+), Basic auth (§4).
+    """SYSPRO over the OData v4 service (SYSPRO 8 2021 R2+), Basic auth.
 
     Args:
-        base_url: ``https://host`` (``/SYSPRO8Odata/SYSPROOData`` is added, §4 [S]) or the full
+        base_url: ``https://host`` (``/SYSPRO8Odata/SYSPROOData`` is added) or the full
             service root without the company.
         operator: Operator code configured for OData access.
-        odata_password: The operator's OData password (not the e.net password, §4 [S MLC]).
+        odata_password: The operator's OData password (not the e.net password).
         company: The company, placed in the path (``…/SYSPROOData/{company}/{table}``).
         verify: ``True``, a CA bundle path or an ``ssl.SSLContext``; never off by default.
         timeout: Seconds for connect/read/write/pool.
         audit: Receives ``auth_failed`` and ``retry`` events.
-        page_size: ``$top`` per request, at most 5,000 (the service's cap, §4 [S]).
+        page_size: ``$top`` per request, at most 5,000 (the service's cap).
         transport: An httpx transport, for tests.
         retry: The retry policy for transport blips.
         sleep: How to wait between retries.

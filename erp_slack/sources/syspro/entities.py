@@ -1,18 +1,18 @@
 """The SYSPRO documents we watch, as data: one ``Entity`` per document, one tuple per transport.
 
-Tables and columns are SYSPRO's own (``shared/reference/syspro.md`` §5): ``ApInvoice``,
+Tables and columns are SYSPRO's own: ``ApInvoice``,
 ``PorMasterHdr`` (+ ``PorMasterDetail``), ``GrnDetails``, ``ApJnlSummary`` and
-``GenJournalDetail``. There is no ``PostDate``, ``GenBalance`` or ``ApPosting`` (§0.6).
+``GenJournalDetail``. There is no ``PostDate``, ``GenBalance`` or ``ApPosting``.
 
 **Why two tuples.** The change watermark depends on the transport:
 
 * ``ENTITIES_ENET`` (e.net REST, ``COMFND``): cursor = the ``TimeStamp`` rowversion, the only
   watermark that also sees updates such as a payment lowering ``MthInvBal1`` or a PO changing
-  status (§5.5). Whether COMFND exposes it on a real system is [U]; the simulator does (§8.3 ⚑),
-  and this must be checked on a live SYSPRO before production (§10.3).
+  status. Whether COMFND exposes it on a real system is unknown; the simulator does,
+  and this must be checked on a live SYSPRO before production.
 * ``ENTITIES_ODATA`` (OData v4): ``TimeStamp`` comes back as ``Edm.Binary`` and ASP.NET OData over
-  Entity Framework cannot range-compare binary (§4 [U]/[I]), so the cursor is each document's date
-  column with a 3-day lookback (§5.5). Date cursors see inserts only; rows re-read in the
+  Entity Framework cannot range-compare binary ( unknown/inferred), so the cursor is each document's date
+  column with a 3-day lookback. Date cursors see inserts only; rows re-read in the
   lookback are dropped by the outbox's (key, version) uniqueness.
 
 ``ENTITIES`` is the e.net tuple (the primary, high-fidelity API); ``entities_for(transport)``
@@ -53,7 +53,7 @@ __all__ = [
 
 TRANSPORTS = ("enet", "odata")
 
-# §5.5: date columns are date-only and can be back-dated by a day or two; re-read 3 days.
+# date columns are date-only and can be back-dated by a day or two; re-read 3 days.
 DATE_LOOKBACK = timedelta(days=3)
 
 DERIVED_PREFIX = "@"
@@ -129,7 +129,7 @@ class Period:
 
 @dataclass(frozen=True)
 class SignSplit:
-    """Debit (positive ``value``) and credit (minus a negative ``value``) columns (§5.4 [I])."""
+    """Debit (positive ``value``) and credit (minus a negative ``value``) columns ( inferred)."""
 
     value: str
     debit_column: str
@@ -215,9 +215,9 @@ def _pair(
 
 _SUPPLIER_NAME = Lookup(column="@SupplierName", table="ApSupplier", match="Supplier", value="SupplierName")
 
-# Supplier invoices (§5.1). The amount is OrigInvValue, the open balance MthInvBal1 (BB uses it
+# Supplier invoices. The amount is OrigInvValue, the open balance MthInvBal1 (BB uses it
 # as the current balance). JournalDate is the posting date - the OData cursor, because
-# InvoiceDate is the supplier's document date and is often back-dated (§5.5).
+# InvoiceDate is the supplier's document date and is often back-dated.
 AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
     name="ap_invoice",
     title="Supplier invoice",
@@ -234,7 +234,7 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
         "invoice_date": "InvoiceDate",
         "due_date": "DueDate",
         "posting_date": "JournalDate",
-        "status": "InvoiceStatus",  # code meanings are [U] (§5.1): shown as SYSPRO stores them
+        "status": "InvoiceStatus",  # code meanings are unknown: shown as SYSPRO stores them
         "reference": "Reference",
         "journal": "Journal",
         "branch": "Branch",
@@ -254,8 +254,8 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
     derive=(_SUPPLIER_NAME,),
 )
 
-# Purchase orders (§5.2). No total column exists: count and value come from the detail lines.
-# OrderStatus codes are [V] (BB, RUBY, H-PO, LUNTU).
+# Purchase orders. No total column exists: count and value come from the detail lines.
+# OrderStatus codes are (BB, RUBY, H-PO, LUNTU).
 PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
     name="purchase_order",
     title="Purchase order",
@@ -300,7 +300,7 @@ PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
     ),
 )
 
-# Goods receipts (§5.3). A GRN has one row per PO line received; the key is the one GrnMatching
+# Goods receipts. A GRN has one row per PO line received; the key is the one GrnMatching
 # joins on (Supplier, Grn, GrnSource, Journal, JournalEntry). OrigReceiptDate is the date cursor.
 GOODS_RECEIPT_ENET, GOODS_RECEIPT_ODATA = _pair(
     name="goods_receipt",
@@ -339,7 +339,7 @@ GOODS_RECEIPT_ENET, GOODS_RECEIPT_ODATA = _pair(
     derive=(_SUPPLIER_NAME,),
 )
 
-# AP postings: one ApJnlSummary row per posted transaction (§5.1; "ApPosting" does not exist).
+# AP postings: one ApJnlSummary row per posted transaction ("ApPosting" does not exist).
 # Journals are numbered per period, so the key carries the year and month.
 AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
     name="ap_journal",
@@ -358,7 +358,7 @@ AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
         "reference": "Invoice",
         "amount": "InvoiceValue",
         "posting_date": "TrnDate",
-        "kind": "TransactionCode",  # code meanings are [U] (§5.1); BB excludes 'X'
+        "kind": "TransactionCode",  # code meanings are unknown; BB excludes 'X'
         "gl_code": "SupplierGlCode",
     },
     template="ap_journal",
@@ -374,7 +374,7 @@ AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
     derive=(_SUPPLIER_NAME, Period(column="@Period", year="TrnYear", month="TrnMonth")),
 )
 
-# GL journal lines (§5.4). EntryValue is signed: debit positive, credit negative [I].
+# GL journal lines. EntryValue is signed: debit positive, credit negative inferred.
 # EntryPosted N -> Y is an update only the rowversion sees.
 GL_JOURNAL_ENET, GL_JOURNAL_ODATA = _pair(
     name="gl_journal",
