@@ -2,7 +2,7 @@
 
 Covers the vendor documentation: the NTLM handshake and what counts as an auth failure, both envelopes and list shapes and next-link paging, client-side ``ModifiedDate``
 filtering, unposted documents, TLS with a private CA and the
-error classification (STYLE 11, 24).
+error classification.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-entity checks generated from the GP entity table (STYLE 22).
+"""Per-entity checks generated from the GP entity table.
 
 For every entity, on simulator output (seed data, changes made through the control API, and
 bulk rows): keys are unique and non-null, the cursor column is present, every row normalises,

@@ -361,7 +361,7 @@ def test_a_changed_password_fails_the_relogon(syspro_client, syspro_sim, syspro_
     assert syspro_audit.kinds == ["logon", "relogon", "auth_failed"]
 
 
-# --- error classification (STYLE 24) -----------------------------------------------------------------
+# --- error classification -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -458,7 +458,7 @@ def test_a_timeout_is_transient() -> None:
     assert len(calls) == 2 and slept == [0.5]
 
 
-# --- TLS: the CA bundle path (STYLE 26) -------------------------------------------------------------
+# --- TLS: the CA bundle path -------------------------------------------------------------
 
 
 def test_ca_bundle_path_verifies_a_self_signed_server(tmp_path, syspro_audit) -> None:

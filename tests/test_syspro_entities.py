@@ -1,4 +1,4 @@
-"""Per-entity tests generated from the SYSPRO entity tables (STYLE 22).
+"""Per-entity tests generated from the SYSPRO entity tables.
 
 For every entity of both transports, on what the simulator serves (the seed, a month of
 activity on top and some virtual bulk rows): keys are unique and non-null, the cursor column is
