@@ -489,9 +489,11 @@ def parse_cursor(kind: CursorKind, value: Any) -> CursorValue:
 
 
 def lower_bound(cursor: Cursor, watermark: CursorValue | None) -> CursorValue | None:
-    """Where a poll starts: the watermark minus the lookback (closed, ``>=``)."""
+    """Where a poll starts (closed, ``>=``): the watermark minus the lookback, or for a
+    rowversion the value after it — each rowversion is used by one row version only, so the
+    row that set the watermark is not read again, and a quiet poll reads nothing."""
     if watermark is None:
         return None
     if cursor.kind == "rowversion":
-        return watermark
+        return watermark + 1  # type: ignore[operator]
     return watermark - cursor.lookback  # type: ignore[operator]

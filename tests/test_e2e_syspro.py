@@ -292,9 +292,13 @@ def test_second_run_without_changes_posts_nothing(rig: Rig) -> None:
     assert rig.store.deliveries() == rows_before
     assert _posts(rig) == posts_before
     assert rig.watermarks() == marks_before
-    # The cursor is closed (>=) and OData re-reads 3 days: rows were read again and dropped by
-    # the outbox's (key, version) uniqueness, which is what this test is about.
-    assert sum(p.duplicates for p in again.polls) > 0
+    if rig.transport == "odata":
+        # OData re-reads 3 days: rows were read again and dropped by the outbox's (key, version)
+        # uniqueness, which is what this test is about.
+        assert sum(p.duplicates for p in again.polls) > 0
+    else:
+        # Every rowversion is used once: a quiet e.net poll starts after the last one and reads nothing.
+        assert sum(p.rows_seen for p in again.polls) == 0
     assert_logged_off(rig)
 
 

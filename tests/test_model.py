@@ -109,6 +109,7 @@ def test_cursor_text_round_trip_and_lower_bound():
     assert cursor_from_text("rowversion", cursor_to_text("rowversion", 2**63)) == 2**63
     assert lower_bound(Cursor("D", "date", timedelta(days=3)), date(2026, 1, 10)) == date(2026, 1, 7)
     assert lower_bound(Cursor("T", "rowversion"), None) is None
+    assert lower_bound(Cursor("T", "rowversion"), 0x0A21F7) == 0x0A21F8  # the row that set it is not re-read
 
 
 def test_entity_tables_are_checked_and_errors_name_entity_and_field():

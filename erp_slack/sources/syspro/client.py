@@ -853,7 +853,9 @@ class _SysproClient(ABC):
         for i in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[i : i + LOOKUP_CHUNK]
             where: Where = [[(d.match, "EQ", v)] for v in chunk]
-            for page in self._scan(d.table, (d.match, d.value), where, (d.match,), True, None):
+            # At most one row per value asked for: a reply holding all of them ends the read
+            # without asking for the empty page that would otherwise prove it.
+            for page in self._scan(d.table, (d.match, d.value), where, (d.match,), True, len(chunk)):
                 for r in page.rows:
                     cache[_key_text(r.get(d.match))] = r.get(d.value)
             for v in chunk:
