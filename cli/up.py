@@ -68,8 +68,8 @@ class Installation:
         except ProcessLookupError:
             return None
         except PermissionError:
-            return pid  # alive, another user's
-        return pid
+            return None  # another user's process: not one this installation started
+        return pid if _is_prefect(pid) else None  # a recycled pid after a reboot is not ours
 
     def record(self, name: str, pid: int) -> None:
         path = self.pid_file(name)
@@ -78,6 +78,15 @@ class Installation:
 
     def forget(self, name: str) -> None:
         self.pid_file(name).unlink(missing_ok=True)
+
+
+def _is_prefect(pid: int) -> bool:
+    """Whether ``pid`` runs the prefect command (where the system can tell; else trust the file)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"prefect" in cmdline
 
 
 def encryption_key(path: Path | None = None) -> str:

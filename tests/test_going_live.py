@@ -170,3 +170,20 @@ def test_up_in_the_foreground_stops_worker_and_server_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
         user.run("erp-slack", "down")
+
+
+def test_down_never_stops_a_process_that_merely_reuses_a_recorded_pid(tmp_path):
+    import subprocess as sp
+
+    home = tmp_path / "home"
+    run = home / ".config" / "erp-slack" / "run"
+    run.mkdir(parents=True)
+    bystander = sp.Popen(["sleep", "60"], start_new_session=True)  # not a Prefect process
+    try:
+        (run / "worker.pid").write_text(f"{bystander.pid}\n")
+        out = User(home).ok("erp-slack", "down")
+        assert "worker: not running" in out
+        assert bystander.poll() is None  # still alive
+    finally:
+        bystander.kill()
+        bystander.wait()
