@@ -86,7 +86,9 @@ def _is_prefect(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"prefect" in cmdline
+    # Just after the fork the child still shows this command's own line (erp-slack), and while it
+    # execs, none at all.
+    return not cmdline or b"prefect" in cmdline or b"erp-slack" in cmdline
 
 
 def encryption_key(path: Path | None = None) -> str:
@@ -217,14 +219,13 @@ def ensure_server(inst: Installation, api: str, port: int, *, timeout: float = 1
         pid = inst.running("server")
         print(f"Prefect server: already running at {api.removesuffix('/api')}" + (f" (pid {pid})" if pid else ""))
         return False
-    _start(inst, "server", [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+    pid = _start(inst, "server", [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _healthy(api):
-            print(f"Prefect server: started at {api.removesuffix('/api')} (pid {inst.running('server')}, "
-                  f"log {inst.log_file('server')})")
+            print(f"Prefect server: started at {api.removesuffix('/api')} (pid {pid}, log {inst.log_file('server')})")
             return True
-        if inst.running("server") is None:
+        if not _alive(pid):
             break
         time.sleep(1)
     raise SystemExit(f"error: the Prefect server did not start; see {inst.log_file('server')}")
@@ -308,12 +309,12 @@ def up(args: argparse.Namespace) -> int:
     if args.no_worker:
         print(f"Start a worker with: prefect worker start --pool {POOL}")
         return 0
-    _start(inst, "worker", [_prefect(), "worker", "start", "--pool", POOL], cwd=project)
-    print(f"Worker: started (pid {inst.running('worker')}, log {inst.log_file('worker')})")
+    worker = _start(inst, "worker", [_prefect(), "worker", "start", "--pool", POOL], cwd=project)
+    print(f"Worker: started (pid {worker}, log {inst.log_file('worker')})")
     if args.detach:
         print("Running in the background; `erp-slack down` stops the worker and the server.")
         return 0
-    return _supervise(inst, started_server)
+    return _supervise(inst, worker, started_server)
 
 
 def _configure_deployments(cfg: Any) -> None:
@@ -340,7 +341,7 @@ def _configure_deployments(cfg: Any) -> None:
         print("Global concurrency limits created: workers on every host share Slack's per-channel rate")
 
 
-def _supervise(inst: Installation, started_server: bool) -> int:
+def _supervise(inst: Installation, pid: int, started_server: bool) -> int:
     """Watch the worker in the foreground; Ctrl-C or SIGTERM stops it (and the server this
     command started) within seconds. A worker that dies ends `up` with an error, so a service
     manager restarts the whole installation."""
@@ -353,8 +354,7 @@ def _supervise(inst: Installation, started_server: bool) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print("Watching the worker (Ctrl-C stops the worker and the server).", flush=True)
-    pid = inst.running("worker")
-    while not stopping and pid is not None and _alive(pid):
+    while not stopping and _alive(pid):
         time.sleep(0.5)
     crashed = not stopping
     _stop(inst, "worker")
