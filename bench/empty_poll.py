@@ -7,9 +7,9 @@ posted), then polled again with nothing changed:
 * **requests per entity**: the simulator's request counters around each entity's poll, with
   one client for the whole run, as a flow does (e.net's Logon and Logoff are counted apart; GP's
   NTLM handshake legs are part of the first request's count);
-* **core cycle** (no Prefect): what the flow body does around the core, timed — open the store,
-  log on, poll every entity, drain the (empty) outbox, clear alerts, build the run summary,
-  log off. The median of several runs;
+* **core cycle** (no Prefect): the cycle the flow runs (``erp_slack.cycle``), timed — open the
+  store, log on, poll every entity, drain the (empty) outbox, clear alerts, build the run
+  summary, log off. The median of several runs;
 * **flow** (Prefect): the real ``syspro-to-slack`` / ``gp-to-slack`` flows, run in a separate
   interpreter under ``prefect_test_harness`` (a temporary local API server, like the tests), on
   the same simulators and audit database: the first run after the server is up, and the median
@@ -79,38 +79,30 @@ def _counts(sim: Any, source: str) -> Counter[str]:
 
 def core_cycle(source: str, url: str, db: str, slack_url: str, slack_token: str, *, first_run: str = "baseline",
                between: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """What ``flows.pipeline.run_source`` does, without Prefect; ``between(entity)`` runs after each poll."""
-    from erp_slack.alerts import clear_alert
-    from erp_slack.pipeline import poll_entity
+    """The core cycle the flow runs (``erp_slack.cycle.run_cycle``) without Prefect, timed with
+    opening the store and building the run summary; ``between(entity)`` runs after each poll."""
+    from erp_slack.cycle import SlackOut, poll_step, run_cycle
     from erp_slack.report import summary_markdown
-    from erp_slack.routing import DEFAULT_ROUTES
-    from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
-    from erp_slack.sources import all_entities
+    from erp_slack.slack.send import SlackGateway
     from erp_slack.store import Store
 
     name, company, make_client, entities = _source(source, url)
     started = time.perf_counter()
     store = Store(db)
-    gateway = SlackGateway(slack_token, base_url=slack_url)
 
-    def audit(kind: str, details: Any) -> None:
-        store.audit(kind, source=name, company=company, details=dict(details))
+    def poll(client: Any, entity: Any, *args: Any) -> Any:
+        result = poll_step(client, entity, *args)
+        if between is not None:
+            between(entity.name)
+        return result
 
-    polls = []
-    with make_client(audit) as client:
-        for entity in entities:
-            polls.append(poll_entity(client, entity, store, DEFAULT_ROUTES, first_run=first_run))
-            if between is not None:
-                between(entity.name)
-    report = Drainer(store, gateway, all_entities(), settings=DrainSettings()).drain()
-    pending = store.counts().get("pending", 0)
-    clear_alert(store, gateway, OPS, source=name, company=company)
-    summary = {"source": name, "company": company, "polls": [p.as_dict() for p in polls],
-               "delivered_records": report.records, "messages": report.messages, "pending_left": pending}
-    summary_markdown(summary, store)
+    summary = run_cycle(make_client, entities, store, SlackOut(SlackGateway(slack_token, base_url=slack_url),
+                                                               ops_channel=OPS),
+                        source=name, company=company, first_run=first_run, poll=poll,
+                        publish=lambda s: summary_markdown(s.as_dict(), store))
     store.dispose()
-    return {"wall": time.perf_counter() - started, "rows": sum(p.rows_seen for p in polls),
-            "new": sum(p.new + p.updated for p in polls), "posted": report.records}
+    return {"wall": time.perf_counter() - started, "rows": sum(p.rows_seen for p in summary.polls),
+            "new": summary.new + summary.updated, "posted": summary.delivered_records}
 
 
 # --- the flows under Prefect (own interpreter) ------------------------------------------------------

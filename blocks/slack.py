@@ -1,41 +1,24 @@
-"""The Slack bot block."""
+"""The Slack bot block: the core's Slack settings, saved in Prefect."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict
 from prefect.blocks.core import Block
 
+from erp_slack.config import SlackConfig
 from erp_slack.slack.send import DrainSettings, SlackGateway
 
 
-class SlackBot(Block):
+class SlackBot(Block, SlackConfig):
     """The Slack bot that posts ERP notifications, and how fast it may post."""
 
+    model_config = ConfigDict(extra="allow", frozen=False)
     _block_type_name = "ERP Slack Bot"
     _block_type_slug = "erp-slack-bot"
     _logo_url = None
     _description = "Slack bot token and posting limits for erp-slack-flows."
-
-    token: SecretStr = Field(description="Bot token (xoxb-…) with chat:write, channels:join and channels:history.")
-    base_url: str | None = Field(
-        default=None, description="Web API base URL; leave empty for Slack itself (set for the simulator)."
-    )
-    ops_channel: str | None = Field(
-        default=None, description="Channel for operational alerts: failed runs and authentication failures."
-    )
-    rate_per_channel: float = Field(default=1.0, description="Messages per second per channel (Slack allows about 1).")
-    workspace_per_minute: float = Field(default=300.0, description="Messages per minute across the workspace.")
-    digest_threshold: int = Field(
-        default=5, description="A channel with more pending records than this gets digest messages."
-    )
-    digest_max: int = Field(default=20, description="Records per digest message (at most 25).")
-    time_scale: float = Field(default=1.0, description="Simulators only: run every rate this many times faster.")
-    shared_rate_limits: bool = Field(
-        default=False,
-        description="Pace channels through Prefect global concurrency limits, for workers on several hosts.",
-    )
 
     def get_client(self) -> SlackGateway:
         """The core Slack gateway for this bot."""

@@ -8,7 +8,7 @@ from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredent
 from erp_slack.config import AppConfig
 from erp_slack.routing import DEFAULT_ROUTES
 
-__all__ = ["BLOCK_NAMES", "apply_config", "run_flow", "flow_parameters"]
+__all__ = ["BLOCK_NAMES", "apply_config", "run_flow", "flow_parameters", "print_summary"]
 
 # The block names the deployments in prefect.yaml use by default.
 BLOCK_NAMES = {"syspro": "syspro", "gp": "dynamics-gp", "slack": "slack", "audit": "audit"}
@@ -20,27 +20,16 @@ def save_blocks(cfg: AppConfig) -> list[str]:
     saved = []
     if cfg.syspro is not None:
         s = cfg.syspro
-        SysproCredentials(
-            transport=s.transport, base_url=s.base_url, operator=s.operator, operator_password=s.operator_password,
-            company_id=s.company_id, company_password=s.company_password, odata_password=s.odata_password,
-            verify=s.verify, timeout=s.timeout, page_size=s.page_size, lookback=s.lookback,
-        ).save(BLOCK_NAMES["syspro"], overwrite=True)
+        SysproCredentials.of(s).save(BLOCK_NAMES["syspro"], overwrite=True)
         saved.append(f"block {BLOCK_NAMES['syspro']}: SYSPRO {s.transport} {s.base_url} company {s.company_id}")
     if cfg.dynamics_gp is not None:
         g = cfg.dynamics_gp
-        DynamicsGpCredentials(
-            base_url=g.base_url, tenant=g.tenant, company=g.company, username=g.username, password=g.password,
-            verify=g.verify, timeout=g.timeout, include_unposted=g.include_unposted, lookback=g.lookback,
-        ).save(BLOCK_NAMES["gp"], overwrite=True)
+        DynamicsGpCredentials.of(g).save(BLOCK_NAMES["gp"], overwrite=True)
         saved.append(f"block {BLOCK_NAMES['gp']}: Dynamics GP {g.base_url} company {g.company}")
     sl = cfg.slack
-    SlackBot(
-        token=sl.token, base_url=sl.base_url, ops_channel=sl.ops_channel, rate_per_channel=sl.rate_per_channel,
-        workspace_per_minute=sl.workspace_per_minute, digest_threshold=sl.digest_threshold,
-        digest_max=sl.digest_max, time_scale=sl.time_scale, shared_rate_limits=sl.shared_rate_limits,
-    ).save(BLOCK_NAMES["slack"], overwrite=True)
+    SlackBot.of(sl).save(BLOCK_NAMES["slack"], overwrite=True)
     saved.append(f"block {BLOCK_NAMES['slack']}: Slack bot, ops channel {sl.ops_channel or '(none)'}")
-    AuditDatabase(url=cfg.audit.url).save(BLOCK_NAMES["audit"], overwrite=True)
+    AuditDatabase.of(cfg.audit).save(BLOCK_NAMES["audit"], overwrite=True)
     saved.append(f"block {BLOCK_NAMES['audit']}: audit store")
     return saved
 
@@ -159,3 +148,22 @@ def run_flow(
     from flows.gp import gp_to_slack
 
     return gp_to_slack(gp_block=BLOCK_NAMES["gp"], **common)
+
+
+def print_summary(console: Any, summary: dict[str, Any]) -> None:
+    """A run's summary as a table on the console: per entity what was read, then delivery."""
+    from rich.table import Table
+
+    from erp_slack.model import readable_watermark
+
+    table = Table(title=f"{summary['source']} · company {summary['company']}" + (" (dry run)" if summary["dry_run"] else ""))
+    for col in ("entity", "rows read", "new", "updated", "held back", "dry run", "quarantined", "read up to"):
+        table.add_column(col)
+    for p in summary["polls"]:
+        table.add_row(p["entity"], str(p["rows_seen"]), str(p["new"]), str(p["updated"]), str(p["filtered"]),
+                      str(p["dry_run_rows"]), str(p["bad"]), readable_watermark(p["watermark_after"]))
+    console.print(table)
+    console.print(
+        f"Delivered {summary['delivered_records']} records in {summary['messages']} Slack messages; "
+        f"{summary['failed']} failed, {summary['dead']} dead, {summary['pending_left']} pending."
+    )

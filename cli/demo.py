@@ -62,8 +62,7 @@ def demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from rich.console import Console
 
-    from cli.apply import apply_config, run_flow
-    from cli.main import _print_summary
+    from cli.apply import apply_config, print_summary, run_flow
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     audit_url = f"sqlite:///{home / 'audit.db'}"
@@ -77,7 +76,7 @@ def demo(args: argparse.Namespace) -> int:
             for source, label in (("syspro", "SYSPRO"), ("gp", "Dynamics GP")):
                 step(console, f"Running the {label} flow: poll each entity, queue, deliver to Slack")
                 summary = run_flow(source, cfg)
-                _print_summary(console, summary)
+                print_summary(console, summary)
             _print_slack(console, sims["slack"])
             _print_previews(console, sims["slack"])
     finally:

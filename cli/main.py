@@ -89,7 +89,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _prepare_prefect()
-    from cli.apply import apply_config, run_flow
+    from cli.apply import apply_config, print_summary, run_flow
 
     if not args.debug:
         _console_without_tracebacks()
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with console.status(f"Running one {what} of {args.source}{' (dry run)' if args.dry_run else ''}…"):
         summary = run_flow(args.source, cfg, dry_run=args.dry_run, since=args.since, until=args.until,
                            entities=args.entities.split(",") if args.entities else None)
-    _print_summary(console, summary)
+    print_summary(console, summary)
     return 0
 
 
@@ -194,24 +194,6 @@ def _store(args: argparse.Namespace) -> Any:
     if args.config:
         return Store(_load(args.config).audit.url.get_secret_value())
     raise SystemExit("give --config FILE or --db URL")
-
-
-def _print_summary(console: Any, summary: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{summary['source']} · company {summary['company']}" + (" (dry run)" if summary["dry_run"] else ""))
-    from erp_slack.report import readable_watermark
-
-    for col in ("entity", "rows read", "new", "updated", "held back", "dry run", "quarantined", "read up to"):
-        table.add_column(col)
-    for p in summary["polls"]:
-        table.add_row(p["entity"], str(p["rows_seen"]), str(p["new"]), str(p["updated"]), str(p["filtered"]),
-                      str(p["dry_run_rows"]), str(p["bad"]), readable_watermark(p["watermark_after"]))
-    console.print(table)
-    console.print(
-        f"Delivered {summary['delivered_records']} records in {summary['messages']} Slack messages; "
-        f"{summary['failed']} failed, {summary['dead']} dead, {summary['pending_left']} pending."
-    )
 
 
 # --- parser -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 import tomllib
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -23,7 +23,9 @@ from erp_slack.routing import Rule
 
 __all__ = [
     "AppConfig",
+    "SysproConnection",
     "SysproConfig",
+    "GpConnection",
     "GpConfig",
     "SlackConfig",
     "AuditConfig",
@@ -50,6 +52,12 @@ def resolve_secret(value: str, path: str) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    @classmethod
+    def of(cls, other: BaseModel) -> Self:
+        """This model built from the same-named settings of another (a config section from a
+        block, a block from a config section)."""
+        return cls.model_validate({k: getattr(other, k) for k in cls.model_fields if hasattr(other, k)})
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|minutes?|h|hours?|d|days?)\s*$", re.I)
@@ -84,18 +92,24 @@ def _check_entities(names: list[str] | None, source: str) -> list[str] | None:
     return names
 
 
-class _SourceConfig(_Model):
-    """What every source section has: where it is, TLS, timeouts, which entities, first run."""
+class _Connection(_Model):
+    """Where a source is and how to reach it: the settings a credentials block holds too.
+
+    The blocks in ``blocks/`` inherit these models, so each setting, its default, its check and
+    its description are written once, here.
+    """
 
     SOURCE: ClassVar[str]
 
-    enabled: bool = True
-    base_url: str
-    verify: bool | str = True
-    timeout: float = Field(default=30.0, gt=0)
-    entities: list[str] | None = None
-    first_run: Literal["baseline", "post"] = "baseline"
-    lookback: timedelta | None = None
+    base_url: str = Field(description="Server URL, e.g. https://erp.example.local:20190.")
+    verify: bool | str = Field(
+        default=True, description="True to verify TLS with the system CAs, or the path of a CA bundle file."
+    )
+    timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for one reply.")
+    lookback: timedelta | None = Field(
+        default=None, description="Re-read at least this far behind the watermark on every poll (default: each "
+        "entity's own). Widen it when documents are entered back-dated or late.",
+    )
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -107,33 +121,55 @@ class _SourceConfig(_Model):
     def _check_url(cls, v: str) -> str:
         return _url(v)
 
+
+class _SourceOptions(_Model):
+    """What a source section says beyond its connection: whether it runs, which entities, and
+    what the first run does."""
+
+    SOURCE: ClassVar[str]
+
+    enabled: bool = True
+    entities: list[str] | None = None
+    first_run: Literal["baseline", "post"] = "baseline"
+
     @field_validator("entities")
     @classmethod
     def _entities(cls, v: list[str] | None) -> list[str] | None:
         return _check_entities(v, cls.SOURCE)
 
 
-class SysproConfig(_SourceConfig):
-    """Where SYSPRO is and how to log on."""
+class SysproConnection(_Connection):
+    """Where SYSPRO is and how to log on (e.net Solutions REST or OData)."""
 
     SOURCE: ClassVar[str] = "syspro"
 
-    transport: Literal["enet", "odata"] = "enet"
-    operator: str
-    operator_password: SecretStr = SecretStr("")
-    company_id: str
-    company_password: SecretStr = SecretStr("")
-    odata_password: SecretStr = SecretStr("")
-    page_size: int = Field(default=500, ge=1, le=5000)
-    interval_minutes: int = Field(default=5, ge=5, le=15)
+    transport: Literal["enet", "odata"] = Field(
+        default="enet", description="Which SYSPRO API to use: e.net Solutions REST or OData (SYSPRO 8 2021 R2+)."
+    )
+    operator: str = Field(description="SYSPRO operator code used to log on.")
+    operator_password: SecretStr = Field(default=SecretStr(""), description="Operator password (e.net).")
+    company_id: str = Field(description="SYSPRO company ID, e.g. EDU1.")
+    company_password: SecretStr = Field(default=SecretStr(""), description="Company password, if the company has one.")
+    odata_password: SecretStr = Field(default=SecretStr(""), description="The operator's OData password (OData).")
+    page_size: int = Field(default=500, ge=1, le=5000, description="Rows per request (OData caps replies at 5,000).")
+
+    @property
+    def company_name(self) -> str:
+        return self.company_id
 
     @model_validator(mode="after")
-    def _password_for_transport(self) -> "SysproConfig":
+    def _password_for_transport(self) -> Self:
         if self.transport == "odata" and not self.odata_password.get_secret_value():
             raise ValueError("odata_password is required when transport = 'odata'")
         if self.transport == "enet" and not self.operator_password.get_secret_value():
             raise ValueError("operator_password is required when transport = 'enet'")
         return self
+
+
+class SysproConfig(SysproConnection, _SourceOptions):
+    """The ``[syspro]`` section: the connection, and how often to poll."""
+
+    interval_minutes: int = Field(default=5, ge=5, le=15)
 
 
 class ScheduleConfig(_Model):
@@ -152,17 +188,20 @@ class ScheduleConfig(_Model):
         return v
 
 
-class GpConfig(_SourceConfig):
-    """Where Dynamics GP's Service Based Architecture is and the Windows account to use."""
+class GpConnection(_Connection):
+    """Where Dynamics GP's Service Based Architecture is and the Windows account that reads it."""
 
     SOURCE: ClassVar[str] = "gp"
 
-    tenant: str = "DefaultTenant"
-    company: str
-    username: str
-    password: SecretStr
-    include_unposted: bool = False
-    schedule: ScheduleConfig = ScheduleConfig()
+    tenant: str = Field(default="DefaultTenant", description="GP tenant name.")
+    company: str = Field(description="GP company name as GP shows it, e.g. Fabrikam, Inc.")
+    username: str = Field(description="Windows account, DOMAIN\\user or user@domain.")
+    password: SecretStr = Field(description="Password of the Windows account.")
+    include_unposted: bool = Field(default=False, description="Also notify unposted (work) payables documents.")
+
+    @property
+    def company_name(self) -> str:
+        return self.company
 
     @field_validator("username")
     @classmethod
@@ -172,18 +211,37 @@ class GpConfig(_SourceConfig):
         return v
 
 
-class SlackConfig(_Model):
-    """The Slack bot and how fast to post."""
+class GpConfig(GpConnection, _SourceOptions):
+    """The ``[dynamics_gp]`` section: the connection, and when the daily run starts."""
 
-    token: SecretStr
-    base_url: str | None = None
-    ops_channel: str | None = None
-    rate_per_channel: float = Field(default=1.0, gt=0, le=10)
-    workspace_per_minute: float = Field(default=300, gt=0, le=3000)
-    digest_threshold: int = Field(default=5, ge=1)
-    digest_max: int = Field(default=20, ge=1, le=25)
-    time_scale: float = Field(default=1.0, gt=0, description="simulators only: run every rate this many times faster")
-    shared_rate_limits: bool = False
+    schedule: ScheduleConfig = ScheduleConfig()
+
+
+class SlackConfig(_Model):
+    """The Slack bot and how fast it may post (the Slack block holds the same settings)."""
+
+    token: SecretStr = Field(description="Bot token (xoxb-…) with chat:write, channels:join and channels:history.")
+    base_url: str | None = Field(
+        default=None, description="Web API base URL; leave empty for Slack itself (set for the simulator)."
+    )
+    ops_channel: str | None = Field(
+        default=None, description="Channel for operational alerts: failed runs and authentication failures."
+    )
+    rate_per_channel: float = Field(
+        default=1.0, gt=0, le=10, description="Messages per second per channel (Slack allows about 1)."
+    )
+    workspace_per_minute: float = Field(
+        default=300, gt=0, le=3000, description="Messages per minute across the workspace."
+    )
+    digest_threshold: int = Field(
+        default=5, ge=1, description="A channel with more pending records than this gets digest messages."
+    )
+    digest_max: int = Field(default=20, ge=1, le=25, description="Records per digest message (at most 25).")
+    time_scale: float = Field(default=1.0, gt=0, description="Simulators only: run every rate this many times faster.")
+    shared_rate_limits: bool = Field(
+        default=False,
+        description="Pace channels through Prefect global concurrency limits, for workers on several hosts.",
+    )
 
     @field_validator("token")
     @classmethod
@@ -199,9 +257,13 @@ class SlackConfig(_Model):
 
 
 class AuditConfig(_Model):
-    """The audit store (any SQLAlchemy URL; SQLite file by default)."""
+    """The audit store: outbox, watermarks and audit trail (any SQLAlchemy URL; a SQLite file for
+    one machine, PostgreSQL when several workers share it)."""
 
-    url: SecretStr = SecretStr("sqlite:///erp-slack.db")
+    url: SecretStr = Field(
+        default=SecretStr("sqlite:///erp-slack.db"),
+        description="SQLAlchemy URL of the audit database (it may hold a password, so it is kept secret).",
+    )
 
     @field_validator("url")
     @classmethod

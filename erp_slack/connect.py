@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Iterable
 
-from erp_slack.config import GpConfig, SysproConfig
+from erp_slack.config import GpConnection, SysproConnection
 from erp_slack.model import Entity
 from erp_slack.sources.base import AuditHook, SourceClient, no_audit
 from erp_slack.sources.gp.client import GpClient
@@ -19,7 +19,7 @@ from erp_slack.sources.syspro.entities import entities_for
 __all__ = ["syspro_client", "syspro_entities", "gp_client", "gp_entities", "with_lookback"]
 
 
-def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceClient:
+def syspro_client(cfg: SysproConnection, *, audit: AuditHook = no_audit) -> SourceClient:
     """A SYSPRO client for ``cfg.transport``; use it as a context manager (it logs off)."""
     return syspro_connect(
         cfg.transport, base_url=cfg.base_url, operator=cfg.operator, company=cfg.company_id,
@@ -30,13 +30,13 @@ def syspro_client(cfg: SysproConfig, *, audit: AuditHook = no_audit) -> SourceCl
     )
 
 
-def syspro_entities(cfg: SysproConfig, *, date_cursors: bool = False) -> tuple[Entity, ...]:
+def syspro_entities(cfg: SysproConnection) -> tuple[Entity, ...]:
     """SYSPRO's entities; their cursors depend on the transport (rowversion on e.net, dates on
-    OData). ``date_cursors`` gives the date-column variants, which both transports can read."""
-    return with_lookback(entities_for("odata" if date_cursors else cfg.transport), cfg.lookback)
+    OData)."""
+    return with_lookback(entities_for(cfg.transport), cfg.lookback)
 
 
-def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:
+def gp_client(cfg: GpConnection, *, audit: AuditHook = no_audit) -> SourceClient:
     """A Dynamics GP client (create one per run: NTLM authenticates the connection)."""
     return GpClient(
         cfg.base_url, cfg.tenant, cfg.company, cfg.username, cfg.password.get_secret_value(),
@@ -44,7 +44,7 @@ def gp_client(cfg: GpConfig, *, audit: AuditHook = no_audit) -> SourceClient:
     )
 
 
-def gp_entities(cfg: GpConfig) -> tuple[Entity, ...]:
+def gp_entities(cfg: GpConnection) -> tuple[Entity, ...]:
     """Dynamics GP's entities."""
     return with_lookback(GP_ENTITIES, cfg.lookback)
 

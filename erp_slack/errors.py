@@ -4,7 +4,10 @@
     ├── ConfigError          fix the configuration (carries the field path)
     ├── SourceError
     │   ├── SourceUnavailable    try again later (network, 5xx, timeouts, malformed replies)
+    │   │   ├── SourceRefused        the ERP answered but refuses this request as it is (an
+    │   │   │                        ERROR reply, a 4xx, a paging loop): not retried
     │   │   └── SourceUnreachable    no connection at all: every other read would fail the same way
+    │   │       └── SourceCertificateUntrusted  the server's TLS certificate is not trusted
     │   ├── SourceAuthFailed     skip this cycle, audit it, alert (wrong password, no access)
     │   ├── SourceAccessDenied   one resource refused (403 on GL): fail that entity, others flow
     │   ├── EntityNotOffered     the server has no such resource (404 on an optional one): skip
@@ -18,11 +21,16 @@
         ├── SlackRejected        Slack said no (carries Slack's error code)
         └── DeliveryAmbiguous    may have been posted: reconcile before sending again
 
+Whether a source error is worth retrying is a property of its type (``retriable``), so every
+client and the Prefect task decide it the same way.
+
 Facts live in attributes, never only in message text. Messages are built from sanitised
 URLs: a query string with a password never reaches an exception.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 __all__ = [
     "ErpSlackError",
@@ -30,6 +38,8 @@ __all__ = [
     "SourceError",
     "SourceUnavailable",
     "SourceUnreachable",
+    "SourceRefused",
+    "SourceCertificateUntrusted",
     "SourceAuthFailed",
     "SourceSessionExpired",
     "SourceAccessDenied",
@@ -77,9 +87,25 @@ class SourceError(ErpSlackError):
 
 
 class SourceUnavailable(SourceError):
-    """The ERP did not answer usefully this time; a later attempt may work."""
+    """The ERP did not answer usefully this time; a later attempt may work.
+
+    ``retriable`` (per type) says whether the same request is worth sending again soon;
+    ``retry_after`` is the wait the server asked for, if it named one.
+    """
 
     advice = "Check that the ERP's web service is running and reachable from the worker."
+    retriable: ClassVar[bool] = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class SourceRefused(SourceUnavailable):
+    """The ERP answered, but refuses this request as it was sent (an ``ERROR`` reply, a 4xx, a
+    reply we cannot page past): sending it again will not help until something changes."""
+
+    retriable: ClassVar[bool] = False
 
 
 class SourceUnreachable(SourceUnavailable):
@@ -88,6 +114,13 @@ class SourceUnreachable(SourceUnavailable):
 
     advice = ("Check base_url, that the ERP's web service runs, the firewall between the worker and it, "
               "and the TLS CA bundle (verify).")
+
+
+class SourceCertificateUntrusted(SourceUnreachable):
+    """The server's TLS certificate is not trusted: no retry helps until the CA bundle is set."""
+
+    retriable: ClassVar[bool] = False
+    advice = "Set the connection's CA bundle (verify = path to the PEM of the CA that issued the certificate)."
 
 
 class SourceAuthFailed(SourceError):

@@ -31,6 +31,8 @@ __all__ = [
     "cursor_to_text",
     "cursor_from_text",
     "parse_cursor",
+    "is_rowversion_text",
+    "readable_watermark",
     "lower_bound",
     "FIELD_TYPES",
 ]
@@ -90,6 +92,8 @@ class Entity:
         link: Optional format string for a link back into the ERP (fields as placeholders).
         watch: Fields whose change counts as a new version (default: every field but the cursor).
         optional: True for resources a site may not expose (a 404 skips the entity, audited).
+        by_date: The same document read by a date column, for a backfill given dates when this
+            entity's own cursor is not a date (a rowversion has no relation to the calendar).
         extra: Source-specific options for the client (joins, filters, paths).
     """
 
@@ -110,6 +114,7 @@ class Entity:
     link: str | None = None
     watch: tuple[str, ...] | None = None
     optional: bool = False
+    by_date: "Entity | None" = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -477,6 +482,27 @@ def cursor_from_text(kind: CursorKind, text: str) -> CursorValue:
     if kind == "date":
         return date.fromisoformat(text)
     return _parse_datetime(text)
+
+
+def readable_watermark(value: Any) -> str:
+    """A watermark as a person reads it: a rowversion in hex (as SYSPRO shows it), a time to
+    the minute in UTC, a date as it is."""
+    if value is None or value == "":
+        return "—"
+    text = str(value)
+    if text.isdigit():
+        return f"rowversion 0x{int(text):016X}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return when.strftime("%Y-%m-%d %H:%M UTC") if "T" in text else text
+
+
+def is_rowversion_text(text: str) -> bool:
+    """Whether a bound a person wrote is a rowversion (a plain number or 0x… hex), not a date."""
+    t = text.strip().lower()
+    return t.lstrip("-").isdigit() or (t.startswith("0x") and len(t) > 2)
 
 
 def parse_cursor(kind: CursorKind, value: Any) -> CursorValue:

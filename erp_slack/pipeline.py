@@ -19,6 +19,7 @@ from erp_slack.errors import BadRecord, EntityNotOffered
 from erp_slack.model import CursorValue, Entity, cursor_to_text, lower_bound, normalise, parse_cursor
 from erp_slack.routing import Rule, route
 from erp_slack.sources.base import SourceClient
+from erp_slack.schema import DeliveryStatus
 from erp_slack.store import BASELINE_REASON, NewDelivery, Store
 
 __all__ = ["PollResult", "poll_entity", "Window", "FIRST_RUN"]
@@ -145,10 +146,10 @@ def poll_entity(
                 if high is None or rec.cursor > high:
                     high = rec.cursor
                 decision = route(rec, entity, rules)
-                status = "filtered" if decision.channel is None else ("dry-run" if dry_run else "pending")
+                status = DeliveryStatus.FILTERED if decision.channel is None else (DeliveryStatus.DRY_RUN if dry_run else DeliveryStatus.PENDING)
                 reason = decision.reason
-                if baseline and status != "filtered":
-                    status, reason = "filtered", f"{BASELINE_REASON} in the ERP before the first run ({decision.reason})"
+                if baseline and status != DeliveryStatus.FILTERED:
+                    status, reason = DeliveryStatus.FILTERED, f"{BASELINE_REASON} in the ERP before the first run ({decision.reason})"
                 items.append(
                     NewDelivery(
                         record_key=rec.key, version=rec.version, channel=decision.channel or "", status=status,
@@ -172,7 +173,7 @@ def poll_entity(
                 res.new += outcome.new
                 res.updated += outcome.updated
             for item in items:
-                if item.channel and item.status != "filtered":
+                if item.channel and item.status != DeliveryStatus.FILTERED:
                     res.channels[item.channel] = res.channels.get(item.channel, 0) + 1
     except EntityNotOffered as exc:
         # Not there at all (yet): no watermark, so when it appears its history is a first run.

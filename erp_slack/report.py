@@ -12,7 +12,8 @@ from typing import Any, Mapping
 import pandas as pd
 from sqlalchemy import select
 
-from erp_slack.schema import deliveries
+from erp_slack.model import readable_watermark
+from erp_slack.schema import DeliveryStatus, deliveries
 from erp_slack.store import Store, utcnow
 
 __all__ = ["delivery_table", "failures", "to_markdown", "summary_markdown", "report_markdown", "write_csv"]
@@ -25,7 +26,7 @@ def _frame(store: Store, since: datetime | None) -> pd.DataFrame:
         deliveries.c.created_at, deliveries.c.sent_at, deliveries.c.channel, deliveries.c.entity,
         deliveries.c.source, deliveries.c.company, deliveries.c.event, deliveries.c.status, deliveries.c.last_error,
         deliveries.c.record_key, deliveries.c.reason,
-    ).where(deliveries.c.dry_run.is_(False) | (deliveries.c.status == "dry-run"))
+    ).where(deliveries.c.dry_run.is_(False) | (deliveries.c.status == DeliveryStatus.DRY_RUN))
     if since is not None:
         q = q.where(deliveries.c.created_at >= since)
     with store.engine.connect() as conn:
@@ -46,9 +47,9 @@ def delivery_table(store: Store, *, days: int = 7) -> pd.DataFrame:
     df["channel"] = df["channel"].where(df["channel"] != "", "(none)")
 
     def bucket(row: Any) -> str:
-        if row.status == "sent":
+        if row.status == DeliveryStatus.SENT:
             return "posted" if row.event == "created" else "updated"
-        if row.status in ("pending", "sending"):
+        if row.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             return "pending"
         return row.status.replace("-", "_")
 
@@ -65,7 +66,7 @@ def delivery_table(store: Store, *, days: int = 7) -> pd.DataFrame:
 def failures(store: Store, *, days: int = 7) -> pd.DataFrame:
     """Failed and dead deliveries with their reasons."""
     df = _frame(store, utcnow() - timedelta(days=days))
-    df = df[df["status"].isin(["failed", "dead"])]
+    df = df[df["status"].isin([DeliveryStatus.FAILED, DeliveryStatus.DEAD])]
     return df[["created_at", "source", "company", "entity", "record_key", "channel", "status", "last_error"]
               ].reset_index(drop=True)
 
@@ -137,28 +138,13 @@ def summary_markdown(summary: Mapping[str, Any], store: Store) -> str:
 _SOURCE = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
 
 
-def readable_watermark(value: Any) -> str:
-    """A watermark as a person reads it: a rowversion in hex (as SYSPRO shows it), a time to
-    the minute in UTC, a date as it is."""
-    if value is None or value == "":
-        return "—"
-    text = str(value)
-    if text.isdigit():
-        return f"rowversion 0x{int(text):016X}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    return when.strftime("%Y-%m-%d %H:%M UTC") if "T" in text else text
-
-
 def _posted_since(store: Store, started: Any, source: str) -> str:
     import json
 
     q = (
         select(deliveries.c.entity, deliveries.c.record_key, deliveries.c.event, deliveries.c.channel,
                deliveries.c.fields, deliveries.c.permalink)
-        .where(deliveries.c.source == source, deliveries.c.status == "sent", deliveries.c.sent_at >= started)
+        .where(deliveries.c.source == source, deliveries.c.status == DeliveryStatus.SENT, deliveries.c.sent_at >= started)
         .order_by(deliveries.c.id)
     )
     with store.engine.connect() as conn:

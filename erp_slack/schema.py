@@ -10,6 +10,8 @@ this module is the one description both the migrations and the store read.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -23,13 +25,29 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "STATUSES", "EVENTS"]
+__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "DeliveryStatus", "STATUSES", "EVENTS"]
 
 metadata = MetaData()
 
-# Delivery statuses. pending → sending → sent is the happy path; "sending" rows older than the
-# lease are reconciled against Slack before anything is re-posted.
-STATUSES = ("pending", "sending", "sent", "filtered", "dry-run", "failed", "dead")
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands. pending → sending → sent is the happy path; ``sending`` rows older
+    than the lease are reconciled against Slack before anything is re-posted. ``filtered`` rows
+    were held back (no route, or the first-run baseline); ``dry-run`` rows show what a dry run
+    would have posted; ``failed`` rows wait for a person (``erp-slack requeue``); ``dead`` rows
+    were refused by Slack for good."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FILTERED = "filtered"
+    DRY_RUN = "dry-run"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+STATUSES = tuple(s.value for s in DeliveryStatus)
 # What a delivery says about its record.
 EVENTS = ("created", "updated", "status_change")
 

@@ -22,7 +22,7 @@ from sqlalchemy import and_, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
-from erp_slack.schema import audit_events, deliveries, watermarks
+from erp_slack.schema import DeliveryStatus, audit_events, deliveries, watermarks
 
 _DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run", "revision")
 
@@ -215,7 +215,7 @@ class Store:
                 select(deliveries.c.id).where(
                     deliveries.c.source == source, deliveries.c.company == company,
                     deliveries.c.entity == entity, deliveries.c.dry_run.is_(False),
-                    ~and_(deliveries.c.status == "filtered", func.coalesce(deliveries.c.reason, "").like(f"{BASELINE_REASON}%")),
+                    ~and_(deliveries.c.status == DeliveryStatus.FILTERED, func.coalesce(deliveries.c.reason, "").like(f"{BASELINE_REASON}%")),
                 ).limit(1)
             ).first()
         return row is not None
@@ -257,12 +257,12 @@ class Store:
                 # A duplicate is the state last recorded, not any state ever seen: a document that
                 # returns to an earlier state (hold on, off, on again) is news again.
                 if (item.record_key, item.version) in seen or item.version == slot.get("latest"):
-                    held = slot.get("latest_status") == "filtered" and not slot.get("latest_dry_run")
+                    held = slot.get("latest_status") == DeliveryStatus.FILTERED and not slot.get("latest_dry_run")
                     was_filtered = slot.get("latest_id") if held else None
-                    if requeue_filtered and item.status == "pending" and was_filtered is not None:
+                    if requeue_filtered and item.status == DeliveryStatus.PENDING and was_filtered is not None:
                         revive.append((was_filtered, item))
                         continue
-                    if not (requeue_filtered and item.status == "dry-run" and was_filtered is not None):
+                    if not (requeue_filtered and item.status == DeliveryStatus.DRY_RUN and was_filtered is not None):
                         result.duplicates += 1
                         continue
                     rehearse_revival = True  # a dry-run backfill shows what the live one would revive
@@ -303,7 +303,7 @@ class Store:
                 result.duplicates += len(rows) - len(inserted)
                 for rid, status, event_kind in inserted:
                     result.ids.append(rid)
-                    if status == "filtered":
+                    if status == DeliveryStatus.FILTERED:
                         result.filtered += 1
                     elif event_kind == "created":
                         result.new += 1
@@ -311,8 +311,8 @@ class Store:
                         result.updated += 1
             for row_id, item in revive:
                 conn.execute(
-                    update(deliveries).where(deliveries.c.id == row_id, deliveries.c.status == "filtered").values(
-                        status="pending", channel=item.channel, reason=f"backfill: {item.reason}", updated_at=now,
+                    update(deliveries).where(deliveries.c.id == row_id, deliveries.c.status == DeliveryStatus.FILTERED).values(
+                        status=DeliveryStatus.PENDING, channel=item.channel, reason=f"backfill: {item.reason}", updated_at=now,
                     )
                 )
                 result.ids.append(row_id)
@@ -447,7 +447,7 @@ class Store:
         q = (
             select(deliveries.c.channel, func.count())
             .where(
-                deliveries.c.status == "pending",
+                deliveries.c.status == DeliveryStatus.PENDING,
                 (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now),
             )
             .group_by(deliveries.c.channel)
@@ -458,7 +458,7 @@ class Store:
     def pending_count(self, channel: str) -> int:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(func.count()).where(deliveries.c.status == "pending", deliveries.c.channel == channel)
+                select(func.count()).where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.channel == channel)
             ).scalar_one()
 
     def claim(self, channel: str, limit: int, *, worker: str, now: datetime | None = None) -> list[Delivery]:
@@ -472,7 +472,7 @@ class Store:
         ready = (
             select(deliveries.c.id)
             .where(
-                deliveries.c.status == "pending",
+                deliveries.c.status == DeliveryStatus.PENDING,
                 deliveries.c.channel == channel,
                 (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now),
             )
@@ -489,8 +489,8 @@ class Store:
                 return []
             conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
-                .values(status="sending", claimed_by=worker, claimed_at=now, batch_uid=batch, updated_at=now)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING, claimed_by=worker, claimed_at=now, batch_uid=batch, updated_at=now)
             )
             rows = conn.execute(select(deliveries).where(deliveries.c.batch_uid == batch).order_by(deliveries.c.id)).all()
         return [_delivery(r) for r in rows]
@@ -500,7 +500,7 @@ class Store:
         cutoff = (now or utcnow()) - older_than
         q = (
             select(deliveries)
-            .where(deliveries.c.status == "sending", deliveries.c.claimed_at <= cutoff)
+            .where(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claimed_at <= cutoff)
             .order_by(deliveries.c.id)
         )
         out: dict[str, list[Delivery]] = {}
@@ -516,14 +516,14 @@ class Store:
             conn.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.batch_uid == batch_uid, deliveries.c.status == "sending",
+                    deliveries.c.batch_uid == batch_uid, deliveries.c.status == DeliveryStatus.SENDING,
                     deliveries.c.claimed_at <= now - older_than,
                 )
                 .values(claimed_by=worker, claimed_at=now, updated_at=now)
             )
             rows = conn.execute(
                 select(deliveries).where(deliveries.c.batch_uid == batch_uid, deliveries.c.claimed_by == worker,
-                                         deliveries.c.status == "sending")
+                                         deliveries.c.status == DeliveryStatus.SENDING)
             ).all()
         return [_delivery(r) for r in rows]
 
@@ -532,7 +532,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 update(deliveries)
-                .where(deliveries.c.channel == channel, deliveries.c.status == "pending",
+                .where(deliveries.c.channel == channel, deliveries.c.status == DeliveryStatus.PENDING,
                        (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at < until))
                 .values(next_attempt_at=until, updated_at=utcnow())
             )
@@ -550,7 +550,7 @@ class Store:
         """Record a successful post: the Slack ts and permalink go on every row it carried."""
         now = utcnow()
         values: dict[str, Any] = dict(
-            status="sent", slack_channel_id=channel_id, slack_ts=ts, permalink=permalink, sent_at=now,
+            status=DeliveryStatus.SENT, slack_channel_id=channel_id, slack_ts=ts, permalink=permalink, sent_at=now,
             updated_at=now, last_error=None, batch_size=len(ids),
         )
         if batch_uid:
@@ -581,7 +581,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 _mine(update(deliveries), ids, worker).values(
-                    status="pending", claimed_by=None, claimed_at=None, next_attempt_at=retry_at,
+                    status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None, next_attempt_at=retry_at,
                     last_error=error, updated_at=utcnow(),
                 )
             )
@@ -602,8 +602,8 @@ class Store:
         now = utcnow()
         stmt = (
             update(deliveries)
-            .where(deliveries.c.channel == channel, deliveries.c.status == "pending", deliveries.c.dry_run.is_(False))
-            .values(status="failed", last_error=error, updated_at=now)
+            .where(deliveries.c.channel == channel, deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.dry_run.is_(False))
+            .values(status=DeliveryStatus.FAILED, last_error=error, updated_at=now)
             .returning(*deliveries.c)
         )
         with self.engine.begin() as conn:
@@ -625,7 +625,7 @@ class Store:
             for i in range(0, len(rows), 1000):
                 conn.execute(insert(audit_events), rows[i:i + 1000])
 
-    def requeue(self, *, status: str = "failed", channel: str | None = None, to: str | None = None) -> int:
+    def requeue(self, *, status: str = DeliveryStatus.FAILED, channel: str | None = None, to: str | None = None) -> int:
         """Put failed (or dead) rows back to pending, e.g. after a channel or token is fixed;
         ``to`` moves them to another channel (a route that named the wrong one)."""
         q = update(deliveries).where(deliveries.c.status == status, deliveries.c.dry_run.is_(False))
@@ -633,7 +633,7 @@ class Store:
             q = q.where(deliveries.c.channel == channel)
         # A fresh start: its age, attempts and claim are those of a new row, so a requeued row is
         # neither treated as ambiguous nor dead-lettered at once for an old attempt count.
-        values: dict[str, Any] = dict(status="pending", next_attempt_at=None, updated_at=utcnow(), attempts=0,
+        values: dict[str, Any] = dict(status=DeliveryStatus.PENDING, next_attempt_at=None, updated_at=utcnow(), attempts=0,
                                       first_attempt_at=None, claimed_by=None, claimed_at=None, batch_uid=None)
         if to:
             values["channel"] = to
@@ -658,7 +658,7 @@ class Store:
     def oldest_pending_age(self, now: datetime | None = None) -> timedelta | None:
         with self.engine.connect() as conn:
             oldest = conn.execute(
-                select(func.min(deliveries.c.created_at)).where(deliveries.c.status.in_(("pending", "sending")))
+                select(func.min(deliveries.c.created_at)).where(deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)))
             ).scalar()
         if oldest is None:
             return None
@@ -675,7 +675,7 @@ def _mine(stmt: Any, ids: Sequence[int], worker: str) -> Any:
     """Restrict an update to rows this worker has claimed and not finished: a drainer whose claim
     was taken over can never change (or re-send) a row that is now someone else's."""
     return stmt.where(
-        deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker, deliveries.c.status == "sending"
+        deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker, deliveries.c.status == DeliveryStatus.SENDING
     )
 
 

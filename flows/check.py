@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredentials
 from erp_slack.check import format_table, run_checks
-from erp_slack.config import AppConfig, SlackConfig
+from erp_slack.config import AppConfig, AuditConfig, GpConfig, SlackConfig, SysproConfig
 from erp_slack.routing import DEFAULT_ROUTES, Rule
 
 
@@ -35,8 +35,8 @@ def connection_check(
     config = AppConfig(
         syspro=_maybe(SysproCredentials, syspro_block),
         dynamics_gp=_maybe(DynamicsGpCredentials, gp_block),
-        slack=SlackConfig(token=slack.token, base_url=slack.base_url, ops_channel=slack.ops_channel),
-        audit={"url": AuditDatabase.load(audit_block).url},
+        slack=SlackConfig.of(slack),
+        audit=AuditConfig.of(AuditDatabase.load(audit_block)),
     )
     results = run_checks(config, routes or list(DEFAULT_ROUTES))
     logger.info("\n%s", format_table(results))
@@ -57,4 +57,5 @@ def _maybe(block_type: Any, name: str | None) -> Any:
         if "Unable to find block document" in str(exc):
             return None  # that source is not configured here
         raise
-    return block.to_config()  # a badly filled block fails here, naming the field
+    # A badly filled block fails here, naming the field.
+    return (SysproConfig if isinstance(block, SysproCredentials) else GpConfig).of(block)

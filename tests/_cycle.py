@@ -1,38 +1,27 @@
-"""One poll cycle without Prefect, for end-to-end tests of the core against the simulators.
+"""One run without Prefect, for end-to-end tests of the core against the simulators.
 
-It does what the flow body does (flows/pipeline.py): poll each entity into the outbox, then
-drain the outbox to Slack. Real HTTP on loopback, real SQL.
+It calls the same core cycle the flow runs (``erp_slack.cycle.run_cycle``): real HTTP on
+loopback, real SQL, the real failure policy; only Prefect's tasks are plain functions here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from erp_slack.cycle import RunSummary, SlackOut, run_cycle as core_cycle
 from erp_slack.model import Entity
-from erp_slack.pipeline import PollResult, Window, poll_entity
+from erp_slack.pipeline import Window
 from erp_slack.routing import DEFAULT_ROUTES, Rule
-from erp_slack.slack.send import DrainReport, Drainer, DrainSettings, SlackGateway
-from erp_slack.sources import all_entities
+from erp_slack.slack.send import DrainSettings, SlackGateway
 from erp_slack.store import Store
 
+Cycle = RunSummary
 
-@dataclass
-class Cycle:
-    polls: list[PollResult]
-    drain: DrainReport | None
 
-    @property
-    def new(self) -> int:
-        return sum(p.new for p in self.polls)
-
-    @property
-    def updated(self) -> int:
-        return sum(p.updated for p in self.polls)
-
-    @property
-    def bad(self) -> int:
-        return sum(p.bad for p in self.polls)
+def slack_out(slack: Any, ops_channel: str | None = None, **drain_settings: Any) -> SlackOut:
+    """Delivery to a SlackSimServer, at its time scale; alerts go to ``ops_channel``."""
+    settings = DrainSettings(time_scale=slack.sim.time_scale, **{"reconcile_after": 0.5, **drain_settings})
+    return SlackOut(SlackGateway(slack.token, base_url=slack.url, timeout=5), settings, ops_channel=ops_channel)
 
 
 def run_cycle(
@@ -44,14 +33,16 @@ def run_cycle(
     rules: Sequence[Rule] = DEFAULT_ROUTES,
     window: Window = Window(),
     dry_run: bool = False,
+    first_run: str = "post",
+    ops_channel: str | None = None,
     **drain_settings: Any,
-) -> Cycle:
-    """Poll ``entities`` through ``client`` into ``store``; drain to ``slack`` (a SlackSimServer) if given."""
-    with client:
-        polls = [poll_entity(client, e, store, rules, window=window, dry_run=dry_run) for e in entities]
-    report = None
-    if slack is not None and not dry_run:
-        settings = DrainSettings(time_scale=slack.sim.time_scale, reconcile_after=0.5, **drain_settings)
-        gateway = SlackGateway(slack.token, base_url=slack.url, timeout=5)
-        report = Drainer(store, gateway, all_entities(), settings=settings).drain()
-    return Cycle(polls, report)
+) -> RunSummary:
+    """Poll ``entities`` through ``client`` into ``store``; deliver to ``slack`` (a SlackSimServer) if given.
+
+    The client was made with its own audit hook, so the cycle's is not passed to it.
+    """
+    return core_cycle(
+        lambda audit: client, entities, store, slack_out(slack, ops_channel, **drain_settings) if slack is not None else None,
+        source=client.source, company=client.company, rules=rules, window=window, dry_run=dry_run,
+        first_run=first_run,
+    )

@@ -49,12 +49,13 @@ class GpSimServer:
         Defaults: the seeded credentials, ``verify=ca_path`` over TLS, a short timeout and a
         retry policy that never really sleeps.
         """
-        from erp_slack.sources.gp.client import GpClient, RetryPolicy
+        from erp_slack.sources.gp.client import GpClient
+        from erp_slack.sources.http import RetryPolicy
 
         kwargs.setdefault("verify", self.ca_path if self.ca_path else True)
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("sleep", lambda seconds: None)
-        kwargs.setdefault("retry", RetryPolicy(attempts=3, max_elapsed=30.0))
+        kwargs.setdefault("retry", RetryPolicy(attempts=3, timeout=30.0))
         return GpClient(
             kwargs.pop("base_url", self.base_url),
             kwargs.pop("tenant", self.tenant),

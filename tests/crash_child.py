@@ -1,8 +1,8 @@
 """Child process of the crash suite (``tests/test_crash.py``): one poll cycle, then exit.
 
 The parent serves the simulators and kills this process with SIGKILL at chosen points, then
-starts a fresh one, until a run completes. One run does what the flow body does
-(``flows/pipeline.run_source``) without Prefect: poll every entity of one source into the SQL
+starts a fresh one, until a run completes. One run is the core cycle the flow runs
+(``erp_slack.cycle.run_cycle``) without Prefect: poll every entity of one source into the SQL
 outbox, then drain the outbox to Slack. Started as::
 
     python tests/crash_child.py --source syspro --db sqlite:////tmp/x/audit.db \\
@@ -30,15 +30,13 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 # Run as a script, so the repository root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from erp_slack.pipeline import poll_entity  # noqa: E402
-from erp_slack.routing import DEFAULT_ROUTES  # noqa: E402
-from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway  # noqa: E402
-from erp_slack.sources import all_entities  # noqa: E402
+from erp_slack.cycle import SlackOut, Undelivered, run_cycle  # noqa: E402
+from erp_slack.slack.send import DrainSettings, SlackGateway  # noqa: E402
 from erp_slack.store import Store  # noqa: E402
 
 EXIT_COMPLETE = 0
@@ -62,21 +60,28 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _client(args: argparse.Namespace, password: str, audit: Any) -> tuple[Any, tuple[Any, ...]]:
+def _client(args: argparse.Namespace, password: str, audit: Any) -> Any:
     if args.source == "syspro":
         from erp_slack.sources.syspro.client import connect
 
-        client = connect(
+        return connect(
             "enet", base_url=args.erp_url, operator=args.erp_user, company=args.company,
             operator_password=password, company_password="", timeout=10.0, audit=audit,
             page_size=args.page_size,
         )
-        return client, tuple(client.entities)
     from erp_slack.sources.gp.client import GpClient
+
+    return GpClient(args.erp_url, args.tenant, args.company, args.erp_user, password, timeout=10.0, audit=audit)
+
+
+def _entities(args: argparse.Namespace) -> tuple[Any, ...]:
+    if args.source == "syspro":
+        from erp_slack.sources.syspro.entities import entities_for
+
+        return entities_for("enet")
     from erp_slack.sources.gp.entities import ENTITIES
 
-    client = GpClient(args.erp_url, args.tenant, args.company, args.erp_user, password, timeout=10.0, audit=audit)
-    return client, tuple(ENTITIES)
+    return ENTITIES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,31 +91,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("ready", flush=True)
 
     store = Store(args.db, migrate=False)
-
-    def audit(kind: str, details: Mapping[str, Any]) -> None:
-        store.audit(kind, source=args.source, company=args.company, details=dict(details))
-
-    client, entities = _client(args, password, audit)
-    with client:
-        for entity in entities:
-            poll_entity(client, entity, store, DEFAULT_ROUTES)
-
     # Only one child runs at a time, so every claim left ``sending`` belongs to a dead child:
     # a lease of zero makes this drainer reconcile all of them at once.
     settings = DrainSettings(
         lease=timedelta(0), time_scale=args.time_scale, digest_threshold=args.digest_threshold,
         digest_max=args.digest_max, reconcile_after=0.5, max_seconds=60.0,
     )
-    gateway = SlackGateway(token, base_url=args.slack_url, timeout=10)
-    report = Drainer(store, gateway, all_entities(), settings=settings).drain()
+    slack = SlackOut(SlackGateway(token, base_url=args.slack_url, timeout=10), settings)
+    try:
+        summary = run_cycle(lambda audit: _client(args, password, audit), _entities(args), store, slack,
+                            source=args.source, company=args.company, first_run="post")
+    except Undelivered as exc:  # refused rows are counted below
+        summary = exc.summary
+    halted = summary.halted
 
     counts = store.counts()
     store.dispose()
     if counts.get("failed") or counts.get("dead"):
         print(f"rows refused: {counts}", file=sys.stderr, flush=True)
         return EXIT_BROKEN
-    if report.halted or counts.get("pending") or counts.get("sending"):
-        print(f"incomplete: halted={report.halted!r} counts={counts}", file=sys.stderr, flush=True)
+    if halted or counts.get("pending") or counts.get("sending"):
+        print(f"incomplete: halted={halted!r} counts={counts}", file=sys.stderr, flush=True)
         return EXIT_INCOMPLETE
     return EXIT_COMPLETE
 

@@ -49,9 +49,8 @@ from erp_slack.errors import SourceUnavailable
 from erp_slack.model import Entity
 from erp_slack.slack.send import SlackGateway
 from erp_slack.sources.gp.client import GpClient
-from erp_slack.sources.gp.client import RetryPolicy as GpRetry
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
-from erp_slack.sources.syspro.client import RetryPolicy as SysproRetry
+from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.syspro.client import connect
 from erp_slack.sources.syspro.entities import entities_for
 from erp_slack.store import Store
@@ -151,10 +150,10 @@ class Rig:
         if self.source == "gp":
             return GpClient(f"{self.url}/GPService", self.sim.tenant, self.sim.company, self.sim.username,
                             self.sim.password, timeout=5.0, sleep=lambda s: None,
-                            retry=GpRetry(attempts=2, max_elapsed=5.0))
+                            retry=RetryPolicy(attempts=2, timeout=5.0))
         return connect(self.source, base_url=self.url, operator="ENET01", company="EDU1",
                        operator_password="secret", odata_password="odata-secret", timeout=5.0,
-                       sleep=lambda s: None, retry=SysproRetry(attempts=2, timeout=5.0))
+                       sleep=lambda s: None, retry=RetryPolicy(attempts=2, timeout=5.0))
 
     def cycle(self, *, digest_threshold: int = 50) -> Cycle:
         """Poll the entity into the outbox and drain it to Slack, one message per record unless

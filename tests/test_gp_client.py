@@ -27,7 +27,8 @@ from erp_slack.errors import (
     SourceUnavailable,
     SourceUnreachable,
 )
-from erp_slack.sources.gp.client import GpClient, RetryPolicy, flatten
+from erp_slack.sources.gp.client import GpClient, flatten
+from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.gp.entities import GL_JOURNAL, PAYABLES_INVOICE, PURCHASE_ORDER, VENDOR
 
 ALL_VENDORS = {
@@ -298,7 +299,7 @@ def test_retries_are_capped_by_time(gp_sim):
         now[0] += seconds
 
     client = gp_sim.client(
-        retry=RetryPolicy(attempts=10, max_elapsed=1.0, backoff=0.4), sleep=sleep, clock=lambda: now[0]
+        retry=RetryPolicy(attempts=10, timeout=1.0, wait_initial=0.4), sleep=sleep, clock=lambda: now[0]
     )
     with pytest.raises(SourceUnavailable, match=r"gave up after 2 attempts"):
         list(client.pages(VENDOR, since=None))
@@ -488,6 +489,6 @@ def test_a_server_that_is_not_there_is_unreachable(gp_sim):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = GpClient(f"http://127.0.0.1:{port}/GPService", gp_sim.tenant, gp_sim.company, gp_sim.username,
-                      gp_sim.password, retry=RetryPolicy(attempts=2, max_elapsed=5.0), sleep=lambda s: None)
+                      gp_sim.password, retry=RetryPolicy(attempts=2, timeout=5.0), sleep=lambda s: None)
     with client, pytest.raises(SourceUnreachable, match="cannot reach GP Service"):
         list(client.pages(VENDOR, since=None))

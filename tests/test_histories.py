@@ -325,7 +325,8 @@ class GpHistory(RuleBasedStateMachine):
         return self.rig.erp
 
     def client(self) -> Any:
-        from erp_slack.sources.gp.client import GpClient, RetryPolicy
+        from erp_slack.sources.gp.client import GpClient
+        from erp_slack.sources.http import RetryPolicy
 
         return GpClient(f"{self.rig.erp_url}/GPService", self.sim.tenant, self.sim.company, self.sim.username,
                         self.sim.password, timeout=5.0, sleep=lambda s: None, retry=RetryPolicy(attempts=2))

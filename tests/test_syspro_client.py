@@ -20,8 +20,8 @@ import trustme
 
 from erp_slack.errors import ConfigError, SourceAuthFailed, SourceSessionExpired, SourceUnavailable
 from erp_slack.model import normalise
+from erp_slack.sources.http import RetryPolicy, safe_url
 from erp_slack.sources.syspro.client import (
-    RetryPolicy,
     SysproEnetClient,
     SysproODataClient,
     build_comfnd_query,
@@ -29,7 +29,6 @@ from erp_slack.sources.syspro.client import (
     check_odata,
     connect,
     odata_literal,
-    sanitise_url,
 )
 from erp_slack.sources.syspro.entities import ENTITIES_ENET, ENTITIES_ODATA, entities_for
 from simulators._http import mock_transport, serve_on_loopback
@@ -506,8 +505,8 @@ def test_connect_picks_the_transport_and_its_entities(syspro_sim) -> None:
         ("http://h/Rest/Logon?operatorpassword=pw", "http://h/Rest/Logon?operatorpassword=***"),
     ],
 )
-def test_sanitise_url(url: str, expected: str) -> None:
-    assert sanitise_url(url) == expected
+def test_safe_url(url: str, expected: str) -> None:
+    assert safe_url(url) == expected
 
 
 def test_comfnd_query_is_escaped_and_bracketed() -> None:

@@ -13,13 +13,10 @@ from typing import Any, Iterator
 import pytest
 
 from erp_slack.errors import SourceUnavailable, SourceUnreachable
-from erp_slack.pipeline import poll_entity
-from erp_slack.routing import DEFAULT_ROUTES
-from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
-from erp_slack.sources import all_entities
 from erp_slack.store import Store
 from simulators._http import serve_on_loopback
 from simulators.syspro import TIMESTAMP_FORMATS, SysproSimulator
+from tests._cycle import run_cycle
 from tests._fixtures_syspro import AuditLog, ClientFactory, SysproServed
 
 
@@ -31,15 +28,10 @@ def served(request: pytest.FixtureRequest) -> Iterator[SysproServed]:
 
 
 def _cycle(served: SysproServed, store: Store, slack: Any, transport: str, **client: Any) -> dict[str, int]:
-    """One poll of every entity and a drain; returns records read per entity."""
-    make = ClientFactory(served, AuditLog())
-    seen: dict[str, int] = {}
-    with make(transport, **client) as c:
-        for entity in c.entities:
-            seen[entity.name] = poll_entity(c, entity, store, DEFAULT_ROUTES, first_run="baseline").rows_seen
-    settings = DrainSettings(time_scale=slack.sim.time_scale, reconcile_after=0.5)
-    Drainer(store, SlackGateway(slack.token, base_url=slack.url, timeout=5), all_entities(), settings=settings).drain()
-    return seen
+    """One run (the core cycle, baseline first run); returns records read per entity."""
+    c = ClientFactory(served, AuditLog())(transport, **client)
+    summary = run_cycle(c, c.entities, store, slack, first_run="baseline")
+    return {p.entity: p.rows_seen for p in summary.polls}
 
 
 def _posted(slack: Any, store: Store) -> Counter[tuple[str, str, str]]:

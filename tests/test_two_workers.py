@@ -29,8 +29,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from erp_slack.pipeline import Window, poll_entity
-from erp_slack.routing import DEFAULT_ROUTES
+from erp_slack.cycle import SlackOut, poll_step, run_cycle
+from erp_slack.pipeline import Window
 from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
 from erp_slack.sources import all_entities
 from erp_slack.sources.syspro.client import connect
@@ -92,30 +92,53 @@ class _Recording:
             yield page
             self._samples.append(_watermarks(self._store))  # this page is committed by now
 
+    def __enter__(self) -> "_Recording":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
 
 def flow_run(role: str, syspro_url: str, slack_url: str, token: str, db_url: str, window: tuple[Any, Any],
              start: Any, results: Any) -> None:
-    """One flow-like run in its own process: poll both entities, then drain the outbox."""
+    """One flow run in its own process (the core cycle): poll both entities, then drain the outbox."""
     out: dict[str, Any] = {"role": role, "samples": [], "polls": [], "error": None}
     try:
         store = Store(db_url)  # opening migrates: both runs do it at once, as flow runs do
-        client = connect("enet", base_url=syspro_url, operator="ENET01", operator_password="secret",
-                         company=COMPANY, page_size=3, sleep=lambda s: None,
-                         audit=lambda kind, d: store.audit(kind, source="syspro", company=COMPANY, details=dict(d)))
-        recording = _Recording(client, store, out["samples"])
+
+        def open_client(audit: Any) -> Any:
+            client = connect("enet", base_url=syspro_url, operator="ENET01", operator_password="secret",
+                             company=COMPANY, page_size=3, sleep=lambda s: None, audit=audit)
+            return _Recording(client, store, out["samples"])
+
+        def poll(*args: Any) -> Any:
+            res = poll_step(*args)
+            out["samples"].append(_watermarks(store))
+            return res
+
+        def drain(store: Store, gateway: Any, settings: Any, entities: Any, run_id: Any, pacer: Any) -> Any:
+            return Drainer(store, gateway, entities, worker=role, settings=settings, flow_run_id=run_id).drain()
+
+        slack = SlackOut(_gateway(slack_url, token), DrainSettings(time_scale=1000.0, reconcile_after=0.5))
         start.wait(WAIT)
-        with client:
-            for entity in _entities():
-                res = poll_entity(recording, entity, store, DEFAULT_ROUTES, window=Window(*window), flow_run_id=role)
-                out["polls"].append(res.as_dict())
-                out["samples"].append(_watermarks(store))
-        report = Drainer(store, _gateway(slack_url, token), all_entities(), worker=role,
-                         settings=DrainSettings(time_scale=1000.0, reconcile_after=0.5)).drain()
-        out["records"], out["halted"] = report.records, report.halted
+        summary = run_cycle(open_client, _entities(), store, slack, source="syspro", company=COMPANY,
+                            window=Window(*window), first_run="post", flow_run_id=role, poll=poll, drain=drain)
+        out["polls"] = [p.as_dict() for p in summary.polls]
+        out["records"], out["halted"] = summary.delivered_records, summary.halted
         store.dispose()
     except BaseException:  # noqa: BLE001 - everything goes back to the test, which fails on it
         out["error"] = traceback.format_exc()
     results.put(out)
+
+
+def quiet_run(syspro_url: str, slack_url: str, token: str, store: Store) -> None:
+    """A run in the test's own process (the core cycle), reading 50 rows a page."""
+    run_cycle(
+        lambda audit: connect("enet", base_url=syspro_url, operator="ENET01", operator_password="secret",
+                              company=COMPANY, page_size=50, audit=audit),
+        _entities(), store, SlackOut(_gateway(slack_url, token), DrainSettings(time_scale=1000.0)),
+        source="syspro", company=COMPANY, first_run="post",
+    )
 
 
 def drain_run(worker: str, slack_url: str, token: str, db_url: str, digest_threshold: int, start: Any,
@@ -194,12 +217,7 @@ def test_overlapping_runs_never_post_twice_nor_move_a_watermark_back(pg_url: str
         first = [sim.insert_invoice(supplier="0000002", amount=f"{10 + i}.00") for i in range(30)]
 
         # The scheduled run has been going for a while: the first 30 invoices are in Slack.
-        with connect("enet", base_url=syspro.url, operator="ENET01", operator_password="secret", company=COMPANY,
-                     page_size=50) as client:
-            for entity in _entities():
-                poll_entity(client, entity, store, DEFAULT_ROUTES)
-        Drainer(store, _gateway(slack_url, slack.token), all_entities(),
-                settings=DrainSettings(time_scale=1000.0)).drain()
+        quiet_run(syspro.url, slack_url, slack.token, store)
         before = _watermarks(store)
 
         # Meanwhile: 40 more invoices, and 5 of the first ones paid (a new version of each).
@@ -261,12 +279,7 @@ def test_overlapping_runs_never_post_twice_nor_move_a_watermark_back(pg_url: str
         assert all(int(p["watermark_after"]) >= before[p["entity"]] for p in live)
 
         # A last, quiet cycle catches whatever was captured after the runs read past it.
-        with connect("enet", base_url=syspro.url, operator="ENET01", operator_password="secret", company=COMPANY,
-                     page_size=50) as client:
-            for entity in _entities():
-                poll_entity(client, entity, store, DEFAULT_ROUTES)
-        Drainer(store, _gateway(slack_url, slack.token), all_entities(),
-                settings=DrainSettings(time_scale=1000.0)).drain()
+        quiet_run(syspro.url, slack_url, slack.token, store)
 
         # Every document is in the outbox once per version, announced as created once, and every
         # row reached Slack once; the watermarks stand at the newest rows.

@@ -30,6 +30,7 @@ from erp_slack.errors import DeliveryAmbiguous, SlackRateLimited, SlackRejected,
 from erp_slack.model import Entity
 from erp_slack.slack import policy as P
 from erp_slack.slack.render import DIGEST_MAX, Message, render
+from erp_slack.schema import DeliveryStatus
 from erp_slack.store import Delivery, Store, utcnow
 
 __all__ = ["SlackGateway", "Drainer", "DrainSettings", "DrainReport", "Clock", "RealClock", "TokenBucket"]
@@ -594,21 +595,21 @@ class Drainer:
                 self._halt = decision.reason
             self._audit("slack_auth_failed", channel=lane.channel, message=f"Slack refused the token: {decision.reason}")
             return None
-        status = "failed" if isinstance(decision, P.Fail) else "dead"
+        status = DeliveryStatus.FAILED if isinstance(decision, P.Fail) else DeliveryStatus.DEAD
         rows = list(rows)
         self.store.finish([d.id for d in rows], worker=self.worker, status=status, error=decision.reason)
-        if status == "failed":
+        if status == DeliveryStatus.FAILED:
             # A broken destination takes the whole lane down: the rest would fail the same way.
             rows += self.store.fail_channel(lane.channel, error=decision.reason)
         setattr(lane.stats, status, getattr(lane.stats, status) + len(rows))
-        kind = "dead_letter" if status == "dead" else "delivery_failed"
+        kind = "dead_letter" if status == DeliveryStatus.DEAD else "delivery_failed"
         self.store.audit_many([
             dict(kind=kind, channel=lane.channel, delivery_id=d.id, source=d.source, company=d.company,
                  entity=d.entity, record_key=d.record_key, message=decision.reason)
             for d in rows
         ], flow_run_id=self.flow_run_id)
         lane.held = None
-        return None if status == "failed" else (started or now) + self._interval
+        return None if status == DeliveryStatus.FAILED else (started or now) + self._interval
 
     # --- reconciliation -------------------------------------------------------------------
 
@@ -653,7 +654,7 @@ class Drainer:
                              f"({exc.code}). Give the bot the history scope (channels:history, groups:history "
                              "for private channels) and requeue, or check the channel and requeue only what is "
                              "missing (a requeue may post it twice)")
-                    self.store.finish([d.id for d in rows], worker=self.worker, status="failed", error=error)
+                    self.store.finish([d.id for d in rows], worker=self.worker, status=DeliveryStatus.FAILED, error=error)
                     given_up += len(rows)
                     self._audit("unverifiable", channel=channel, message=error,
                                 details={"batch": batch_uid, "rows": len(rows)})

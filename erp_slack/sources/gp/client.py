@@ -24,11 +24,12 @@ Errors (``erp_slack.errors``): a final 401, or a 403 refusing the company → ``
 (audited ``auth_failed``); a 403 refusing one resource → ``SourceAccessDenied`` (audited
 ``access_denied``), which fails that entity only; no connection → ``SourceUnreachable``;
 5xx, 429, timeouts, dropped connections, an HTML page with 200 and malformed JSON →
-``SourceUnavailable`` after a small bounded retry; an untrusted TLS certificate →
-``SourceUnreachable`` naming the CA bundle setting (verification is never switched off by
+``SourceUnavailable`` after a small bounded retry (``sources/http.py``); other 4xx and redirects →
+``SourceRefused``; an untrusted TLS certificate → ``SourceCertificateUntrusted`` naming the CA
+bundle setting (verification is never switched off by
 default); a 404 on an optional resource (GL, receipts) raises ``EntityNotOffered`` after a
-``skipped`` audit event. Passwords never reach messages, audit details or ``repr``. The client never reads or
-writes watermarks.
+``skipped`` audit event. Passwords never reach messages, audit details or ``repr``. The client
+never reads or writes watermarks.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from email.utils import parsedate_to_datetime
 import os
 import time
 from collections.abc import Mapping as _AbcMapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -55,13 +55,16 @@ from erp_slack.errors import (
     SourceAccessDenied,
     SourceAuthFailed,
     SourceError,
+    SourceCertificateUntrusted,
+    SourceRefused,
     SourceUnavailable,
     SourceUnreachable,
 )
 from erp_slack.model import CursorValue, Entity, Page, parse_cursor
 from erp_slack.sources.base import AuditHook, no_audit
+from erp_slack.sources.http import LinkGuard, RetryPolicy, retrying, safe_url
 
-__all__ = ["GpClient", "RetryPolicy", "flatten"]
+__all__ = ["GpClient", "flatten"]
 
 SOURCE = "gp"
 # Keys under which a list may sit inside an object body (the list shape is unknown).
@@ -69,40 +72,9 @@ _COLLECTION_KEYS = ("items", "value", "results", "records", "data")
 _NEXT_KEYS = ("nextlink", "@odata.nextlink", "odata.nextlink", "@nextlink", "next")
 # List items flattened per list field that is not exploded (phone numbers, addresses).
 _LIST_ITEMS = 3
+# Statuses that mean "try again shortly" (SourceUnavailable). Any other status from 400 up
+# refuses the request as it is (SourceRefused); 401, 403 and 404 have meanings of their own.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries for idempotent GETs: capped by attempts *and* elapsed time.
-
-    Attributes:
-        attempts: Tries per request, the first one included.
-        max_elapsed: Seconds after which no further try starts (sleeps included).
-        backoff: First wait in seconds; doubles per try.
-        max_backoff: Longest single wait; also caps a server's ``Retry-After``.
-    """
-
-    attempts: int = 3
-    max_elapsed: float = 30.0
-    backoff: float = 0.5
-    max_backoff: float = 5.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        wait = self.backoff * (2 ** (attempt - 1))
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        return min(wait, self.max_backoff)
-
-
-class _Retryable(Exception):
-    """A transient failure: the wrapped error is raised if retries run out."""
-
-    def __init__(self, error: SourceUnavailable, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 class _Forbidden(Exception):
@@ -148,15 +120,6 @@ def _server_time(resp: requests.Response) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _clean_url(url: str) -> str:
-    """The URL without any user-info part (safe for logs, audit rows and exceptions)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 # Exact types of JSON leaves (amounts are parsed as Decimal): never a mapping, never a list.
@@ -284,7 +247,7 @@ class GpClient:
 
     def __repr__(self) -> str:
         return (
-            f"GpClient({_clean_url(self._root)!r}, tenant={self.tenant!r}, company={self.company!r}, "
+            f"GpClient({safe_url(self._root)!r}, tenant={self.tenant!r}, company={self.company!r}, "
             f"user={self.username!r})"
         )
 
@@ -320,11 +283,10 @@ class GpClient:
         self._check_open()
         since, until = _utc(since), _utc(until)
         url: str | None = self.resource_url(entity.table)
-        seen: set[str] = set()
+        links = LinkGuard(url, source=SOURCE, what="GP Service")
         left = limit
         first = True
         while url is not None:
-            seen.add(url)
             try:
                 payload, resp = self._get(url)
             except _Forbidden as fb:
@@ -336,19 +298,19 @@ class GpClient:
                     # state, so if the resource appears later its history is no flood.
                     reason = "resource not exposed by this GP Service"
                     self._audit("skipped", {
-                        "entity": entity.name, "url": _clean_url(url), "status": 404, "reason": reason,
+                        "entity": entity.name, "url": safe_url(url), "status": 404, "reason": reason,
                     })
                     raise EntityNotOffered(f"GP Service does not offer {entity.table} ({reason})", source=SOURCE,
-                                           url=_clean_url(url), status=404) from None
-                raise SourceUnavailable(
-                    f"GP Service has no {entity.table} for company {self.company!r} (404 at {_clean_url(url)}): "
+                                           url=safe_url(url), status=404) from None
+                raise SourceRefused(
+                    f"GP Service has no {entity.table} for company {self.company!r} (404 at {safe_url(url)}): "
                     f"check the tenant, company name and resource path. {nf.message}".strip(),
-                    source=SOURCE, url=_clean_url(url), status=404,
+                    source=SOURCE, url=safe_url(url), status=404,
                 ) from None
             first = False
             self._company_readable = True
             items, link = _listing(payload, resp)
-            next_url = self._next_url(url, link, seen)
+            next_url = self._next_url(url, link, links)
             rows, problems = self._rows(entity, items, since, until)
             if left is not None:
                 rows = rows[:left]
@@ -367,8 +329,8 @@ class GpClient:
         except _Forbidden as fb:
             raise self._refusal(resource, fb) from None
         except _NotFound as nf:
-            raise SourceUnavailable(
-                f"not found: {_clean_url(url)} {nf.message}".strip(), source=SOURCE, url=_clean_url(url), status=404
+            raise SourceRefused(
+                f"not found: {safe_url(url)} {nf.message}".strip(), source=SOURCE, url=safe_url(url), status=404
             ) from None
         return _unwrap(payload)[0]
 
@@ -381,9 +343,9 @@ class GpClient:
         except _Forbidden as fb:
             raise self._company_refused(fb) from None
         except _NotFound as nf:
-            raise SourceUnavailable(
+            raise SourceRefused(
                 f"GP Service has no tenant {self.tenant!r} ({nf.message})",
-                source=SOURCE, url=_clean_url(url), status=404,
+                source=SOURCE, url=safe_url(url), status=404,
             ) from None
         items, _ = _listing(payload, resp)
         return [str(i.get("Name")) for i in items if isinstance(i, Mapping) and i.get("Name") is not None]
@@ -482,12 +444,12 @@ class GpClient:
     ) -> Iterator[Page]:
         if not rows and not problems:
             return
-        clean = _clean_url(url)
+        clean = safe_url(url)
         count = len(rows)
         starts = list(range(0, count, self._page_rows)) or [0]
         for n, start in enumerate(starts):
             last = n == len(starts) - 1
-            token = (_clean_url(next_url) if next_url else None) if last else f"{clean}#row={start + self._page_rows}"
+            token = (safe_url(next_url) if next_url else None) if last else f"{clean}#row={start + self._page_rows}"
             yield Page(
                 rows=tuple(rows[start:start + self._page_rows]),
                 url=clean,
@@ -513,7 +475,7 @@ class GpClient:
                 readable = False
             if not readable:
                 return self._company_refused(fb)
-        clean = _clean_url(fb.url)
+        clean = safe_url(fb.url)
         reason = (f"GP refuses {resource} to {self.username} (403 at {clean}): the account's GP security role "
                   f"lacks the security task that reads {resource}")
         self._audit("access_denied", {"user": self.username, "url": clean, "status": 403, "resource": resource,
@@ -527,7 +489,7 @@ class GpClient:
         )
 
     def _company_refused(self, fb: _Forbidden) -> SourceAuthFailed:
-        clean = _clean_url(fb.url)
+        clean = safe_url(fb.url)
         reason = (f"{self.username} is authenticated but has no access to company {self.company!r}: map the "
                   f"Windows account to a GP user with access to the company (403 at {clean})")
         self._audit("auth_failed", {"user": self.username, "url": clean, "status": 403, "reason": reason})
@@ -536,47 +498,19 @@ class GpClient:
 
     # --- HTTP ------------------------------------------------------------------------------------
 
-    def _next_url(self, current: str, link: str | None, seen: set[str]) -> str | None:
-        if not link:
-            return None
-        nxt = urljoin(current, link)
-        here, there = urlsplit(self._root), urlsplit(nxt)
-        if (here.scheme, here.hostname, here.port) != (there.scheme, there.hostname, there.port):
-            # Never send Windows credentials to a server the configuration did not name.
-            raise SourceUnavailable(
-                f"GP Service sent a next-page link to another server ({_clean_url(nxt)})",
-                source=SOURCE, url=_clean_url(current),
-            )
-        if nxt in seen:
-            raise SourceUnavailable(
-                f"GP Service paging loops: {_clean_url(nxt)} was already read", source=SOURCE, url=_clean_url(current)
-            )
-        return nxt
+    def _next_url(self, current: str, link: str | None, links: LinkGuard) -> str | None:
+        return links.check(urljoin(current, link), current=current) if link else None
 
     def _get(self, url: str) -> tuple[Any, requests.Response]:
-        started = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._get_once(url)
-            except _Retryable as r:
-                wait = self._retry.delay(attempt, r.retry_after)
-                spent = self._clock() - started
-                if attempt >= self._retry.attempts or spent + wait > self._retry.max_elapsed:
-                    err = r.error
-                    raise type(err)(
-                        f"{err} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})",
-                        source=SOURCE, url=err.url, status=err.status,
-                    ) from None
-                self._audit("retry", {
-                    "url": _clean_url(url), "attempt": attempt, "wait": round(wait, 3), "reason": str(r.error),
-                    "status": r.error.status,
-                })
-                self._sleep(wait)
+        def audit_retry(error: SourceUnavailable, attempt: int, wait: float) -> None:
+            self._audit("retry", {"url": safe_url(url), "attempt": attempt, "wait": round(wait, 3),
+                                  "reason": str(error), "status": error.status})
+
+        return retrying(lambda: self._get_once(url), policy=self._retry, sleep=self._sleep, clock=self._clock,
+                        on_retry=audit_retry)
 
     def _get_once(self, url: str) -> tuple[Any, requests.Response]:
-        clean = _clean_url(url)
+        clean = safe_url(url)
         try:
             resp = self._session.get(
                 url, auth=self._auth, verify=self._verify, timeout=self._timeout,
@@ -585,23 +519,23 @@ class GpClient:
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc).lower():
                 # A self-signed or internal-CA certificate is common on GP Service.
-                raise SourceUnreachable(
+                raise SourceCertificateUntrusted(
                     f"the TLS certificate of {urlsplit(url).hostname} is not trusted: set the GP connection's "
                     "CA bundle (verify=<path to the PEM of the CA that issued the GP Service certificate>); "
                     "certificate verification stays on",
                     source=SOURCE, url=clean,
                 ) from None
-            raise _Retryable(SourceUnavailable(f"TLS error talking to {clean}: {type(exc).__name__}",
-                                               source=SOURCE, url=clean)) from None
+            raise SourceUnavailable(f"TLS error talking to {clean}: {type(exc).__name__}",
+                                    source=SOURCE, url=clean) from None
         except requests.exceptions.Timeout as exc:
-            raise _Retryable(SourceUnavailable(f"GP Service timed out ({type(exc).__name__}) at {clean}",
-                                               source=SOURCE, url=clean)) from None
+            raise SourceUnavailable(f"GP Service timed out ({type(exc).__name__}) at {clean}",
+                                    source=SOURCE, url=clean) from None
         except requests.exceptions.ConnectionError as exc:
-            raise _Retryable(SourceUnreachable(f"cannot reach GP Service at {clean} ({type(exc).__name__})",
-                                               source=SOURCE, url=clean)) from None
+            raise SourceUnreachable(f"cannot reach GP Service at {clean} ({type(exc).__name__})",
+                                    source=SOURCE, url=clean) from None
         except requests.exceptions.RequestException as exc:
-            raise _Retryable(SourceUnavailable(f"HTTP error talking to {clean} ({type(exc).__name__})",
-                                               source=SOURCE, url=clean)) from None
+            raise SourceUnavailable(f"HTTP error talking to {clean} ({type(exc).__name__})",
+                                    source=SOURCE, url=clean) from None
         except (PermissionError, KeyError, SpnegoError, binascii.Error) as exc:
             # requests-ntlm raises PermissionError when leg 2 carries no challenge, and
             # KeyError when it carries no WWW-Authenticate header at all.
@@ -615,7 +549,7 @@ class GpClient:
 
     def _check(self, resp: requests.Response, url: str) -> Any:
         """Turn one reply into a payload or a typed error."""
-        clean = _clean_url(url)
+        clean = safe_url(url)
         status = resp.status_code
         handshake = any(h.status_code == 401 for h in resp.history)
         if status == 401:
@@ -638,34 +572,32 @@ class GpClient:
         if status == 404:
             raise _NotFound(url, _server_message(resp))
         if status in _RETRY_STATUSES:
-            raise _Retryable(
-                SourceUnavailable(f"GP Service answered {status} at {clean}", source=SOURCE, url=clean, status=status),
-                _retry_after(resp),
-            )
+            raise SourceUnavailable(f"GP Service answered {status} at {clean}", source=SOURCE, url=clean,
+                                    status=status, retry_after=_retry_after(resp))
         if 300 <= status < 400:
-            where = _clean_url(urljoin(url, resp.headers.get("Location", "")))
-            raise SourceUnavailable(
+            where = safe_url(urljoin(url, resp.headers.get("Location", "")))
+            raise SourceRefused(
                 f"GP Service redirected to {where}: set base_url to the final address", source=SOURCE, url=clean,
                 status=status,
             )
         if status >= 400:
             msg = _server_message(resp)
-            raise SourceUnavailable(f"GP Service answered {status} at {clean}{': ' + msg if msg else ''}",
-                                    source=SOURCE, url=clean, status=status)
+            raise SourceRefused(f"GP Service answered {status} at {clean}{': ' + msg if msg else ''}",
+                                source=SOURCE, url=clean, status=status)
         body = resp.content
         ctype = resp.headers.get("Content-Type", "").lower()
         if "html" in ctype or body.lstrip()[:1] == b"<":
             # A proxy, load balancer or IIS page answering 200 in place of the service.
-            raise _Retryable(SourceUnavailable(f"GP Service returned an HTML page instead of JSON at {clean}",
-                                               source=SOURCE, url=clean, status=status))
+            raise SourceUnavailable(f"GP Service returned an HTML page instead of JSON at {clean}",
+                                    source=SOURCE, url=clean, status=status)
         if not body.strip():
-            raise _Retryable(SourceUnavailable(f"GP Service returned an empty body at {clean}",
-                                               source=SOURCE, url=clean, status=status))
+            raise SourceUnavailable(f"GP Service returned an empty body at {clean}",
+                                    source=SOURCE, url=clean, status=status)
         try:
             return json.loads(body.decode("utf-8-sig"), parse_float=Decimal)
         except (ValueError, UnicodeDecodeError):
-            raise _Retryable(SourceUnavailable(f"GP Service returned malformed or truncated JSON at {clean}",
-                                               source=SOURCE, url=clean, status=status)) from None
+            raise SourceUnavailable(f"GP Service returned malformed or truncated JSON at {clean}",
+                                    source=SOURCE, url=clean, status=status) from None
 
     def _audit(self, kind: str, details: Mapping[str, Any]) -> None:
         self._audit_hook(kind, {"source": SOURCE, "company": self.company, **details})
@@ -699,8 +631,8 @@ def _listing(payload: Any, resp: requests.Response) -> tuple[list[Any], str | No
         key = next((k for k in body if k.lower() in _COLLECTION_KEYS and isinstance(body[k], list)), None)
         items = list(body[key]) if key is not None else [body]
     else:
-        raise SourceUnavailable(f"GP Service returned JSON of an unexpected shape ({type(body).__name__})",
-                                source=SOURCE, url=_clean_url(resp.url or ""))
+        raise SourceRefused(f"GP Service returned JSON of an unexpected shape ({type(body).__name__})",
+                                source=SOURCE, url=safe_url(resp.url or ""))
     return items, _next_link(holders, resp)
 
 

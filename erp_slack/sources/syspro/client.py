@@ -2,17 +2,18 @@
 
 * ``SysproEnetClient`` speaks e.net Solutions REST (``/SYSPROWCFService/Rest``): a session token
   from ``Logon`` rides on every call as ``UserId=``, table reads go through ``Query/Query`` with
-  the ``COMFND`` business object, and errors come back as HTTP 200 bodies starting ``ERROR:``. The session is an ``httpx.Auth`` (``SysproSession``)
-  that logs on lazily, logs on again once when SYSPRO says the UserID is invalid, and logs off
+  the ``COMFND`` business object, and errors come back as HTTP 200 bodies starting ``ERROR:``.
+  The session is an ``httpx.Auth`` (``SysproSession``) that logs on lazily, logs on again once when SYSPRO says the UserID is invalid, and logs off
   on ``close()``.
 * ``SysproODataClient`` speaks the SYSPRO OData v4 service: HTTP Basic auth with the operator's
-  OData password, ``$filter/$orderby/$select/$top/$skip``, at most 5,000 rows a page.
+  OData password, ``$filter/$orderby/$select/$top`` with keyset paging, at most 5,000 rows a page.
 
 Both hand out ``Page`` objects of raw rows (column -> value as the API gave it); ``model.normalise``
 parses them. Neither reads or writes watermarks. Each API has one ``check_*`` function that
-turns replies into typed errors, and one retry loop for idempotent reads, capped by attempts
-and by time. URLs are sanitised (``sanitise_url``) before they reach an exception, a ``Page``
-or an audit event: the e.net query string carries passwords and the session token.
+turns replies into typed errors (whether one is retried is a property of its type); reads are
+retried with the shared policy of ``sources/http.py``, and every URL goes through its
+``safe_url`` before it reaches an exception, a ``Page`` or an audit event: the e.net query
+string carries passwords and the session token.
 
 ``connect(transport, ...)`` picks the client; ``client.entities`` is the matching entity tuple.
 """
@@ -23,9 +24,7 @@ import base64
 import contextlib
 import binascii
 import json
-import logging
 import re
-import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -33,9 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from os import PathLike
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -46,11 +44,13 @@ from erp_slack.errors import (
     SourceAuthFailed,
     SourceError,
     SourceSessionExpired,
+    SourceRefused,
     SourceUnavailable,
     SourceUnreachable,
 )
 from erp_slack.model import Cursor, CursorValue, Entity, Page
 from erp_slack.sources.base import AuditHook, no_audit
+from erp_slack.sources.http import LinkGuard, RetryPolicy, Verify, retrying, safe_url, scrubber, tls_verify
 from erp_slack.sources.syspro.entities import (
     Lookup,
     Period,
@@ -65,11 +65,9 @@ __all__ = [
     "SysproEnetClient",
     "SysproODataClient",
     "SysproSession",
-    "RetryPolicy",
     "connect",
     "check_enet",
     "check_odata",
-    "sanitise_url",
     "build_comfnd_query",
     "odata_literal",
     "ENET_PATH",
@@ -80,109 +78,15 @@ __all__ = [
 ENET_PATH = "/SYSPROWCFService/Rest"
 ODATA_PATH = "/SYSPRO8Odata/SYSPROOData"  # the real base path is unknown, so it is overridable
 ODATA_MAX_ROWS = 5000  # each OData response is capped at 5,000 rows
+DEFAULT_PAGE_SIZE = 500  # rows per request unless the configuration says otherwise
 LOOKUP_CHUNK = 10  # keys per lookup query: the XML travels in the URL, keep it short
 
+SOURCE = "syspro"
 _T = TypeVar("_T")
-Verify = bool | str | PathLike[str] | ssl.SSLContext
 # (column, condition, value): conditions are COMFND's codes (EQ NE LT LE GT GE).
 Condition = tuple[str, str, Any]
 # A filter in disjunctive normal form: OR of AND-groups. [] means "no filter".
 Where = list[list[Condition]]
-
-
-# --- URLs and secrets ---------------------------------------------------------------------------
-
-_SECRET_PARAMS = frozenset({"operatorpassword", "companypassword", "userid", "password", "odatapassword"})
-
-
-def sanitise_url(url: str | httpx.URL) -> str:
-    """The URL with user info removed and secret query values (passwords, UserId) masked.
-
-    e.net puts ``OperatorPassword``, ``CompanyPassword`` and the session ``UserId`` in the query
-    string, so no URL reaches an exception, a ``Page`` or an audit row unsanitised.
-    """
-    parts = urlsplit(str(url))
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    pieces = []
-    for piece in parts.query.split("&") if parts.query else []:
-        name, sep, value = piece.partition("=")
-        if unquote_plus(name).lower() in _SECRET_PARAMS and value:
-            piece = f"{name}{sep}***"
-        pieces.append(piece)
-    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pieces), ""))
-
-
-class _RedactRequestUrls(logging.Filter):
-    """httpx logs every request URL at INFO; e.net URLs carry passwords and the session token, so the URL in those records is sanitised before any handler sees it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 2 and "/SYSPRO" in str(record.args[1]):
-            record.args = (record.args[0], sanitise_url(str(record.args[1])), *record.args[2:])
-        return True
-
-
-logging.getLogger("httpx").addFilter(_RedactRequestUrls())
-
-
-def _scrubber(secrets: Sequence[str | None]) -> Callable[[str], str]:
-    """A function that masks any of ``secrets`` inside a server message."""
-    words = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
-
-    def scrub(text: str) -> str:
-        for w in words:
-            text = text.replace(w, "***")
-        return text
-
-    return scrub
-
-
-def _ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
-    """``True`` (system CAs), a CA bundle path (self-signed ERP servers), or an SSLContext."""
-    if isinstance(verify, (bool, ssl.SSLContext)):
-        return verify
-    return ssl.create_default_context(cafile=str(verify))
-
-
-def _unavailable(message: str, *, url: str = "", status: int | None = None,
-                 transient: bool, kind: type[SourceUnavailable] = SourceUnavailable) -> SourceUnavailable:
-    """A SourceUnavailable marked ``transient`` (retried in-client) or not (left to Prefect)."""
-    exc = kind(message, source="syspro", url=url, status=status)
-    exc.transient = transient  # type: ignore[attr-defined]
-    return exc
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, SourceUnavailable) and bool(getattr(exc, "transient", False))
-
-
-# --- the retry policy -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long a read is retried after a transport blip.
-
-    Only idempotent reads are retried, and only for transient failures: connection errors,
-    timeouts, HTTP 429/5xx, HTML error pages and truncated replies. Both the number of attempts
-    and the total time are capped; a wait that would cross ``timeout`` is not started.
-
-    Attributes:
-        attempts: Tries in all, the first included.
-        timeout: Seconds from the first try after which no new wait starts.
-        wait_initial: First wait, in seconds.
-        wait_max: Longest single wait.
-        wait_exp_base: Growth factor between waits.
-    """
-
-    attempts: int = 3
-    timeout: float = 30.0
-    wait_initial: float = 0.5
-    wait_max: float = 5.0
-    wait_exp_base: float = 2.0
-
-    def wait(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        return min(self.wait_max, self.wait_initial * self.wait_exp_base ** (attempt - 1))
 
 
 # --- reply checks -------------------------------------------------------------------------------------
@@ -195,20 +99,23 @@ def _looks_like_html(response: httpx.Response) -> bool:
     )
 
 
+# What an HTTP status other than 200 means, per status; anything not listed is a refusal of the
+# request itself, except 5xx (the server is in trouble: try again).
+_STATUS_ERRORS: dict[int, type[SourceError]] = {
+    401: SourceAuthFailed, 403: SourceAuthFailed, 408: SourceUnavailable, 429: SourceUnavailable,
+}
+
+
 def _http_status_error(response: httpx.Response, api: str, url: str, detail: str = "") -> SourceError:
     status = response.status_code
     suffix = f": {detail}" if detail else ""
-    if status in (401, 403):
-        return SourceAuthFailed(f"SYSPRO {api} refused the credentials (HTTP {status}){suffix}",
-                                source="syspro", url=url, status=status)
-    if status == 429 or status >= 500:
-        return _unavailable(f"SYSPRO {api} answered HTTP {status}{suffix}", url=url, status=status,
-                            transient=True)
+    kind = _STATUS_ERRORS.get(status, SourceUnavailable if status >= 500 else SourceRefused)
+    if kind is SourceAuthFailed:
+        return kind(f"SYSPRO {api} refused the credentials (HTTP {status}){suffix}", source=SOURCE, url=url,
+                    status=status)
     if status == 404:
-        return _unavailable(f"SYSPRO {api} has no such endpoint (HTTP 404; check the base URL){suffix}",
-                            url=url, status=status, transient=False)
-    return _unavailable(f"SYSPRO {api} answered HTTP {status}{suffix}", url=url, status=status,
-                        transient=False)
+        suffix = f" (no such endpoint; check the base URL){suffix}"
+    return kind(f"SYSPRO {api} answered HTTP {status}{suffix}", source=SOURCE, url=url, status=status)
 
 
 def check_enet(response: httpx.Response, *, scrub: Callable[[str], str] = lambda s: s) -> bytes:
@@ -220,16 +127,16 @@ def check_enet(response: httpx.Response, *, scrub: Callable[[str], str] = lambda
         SourceSessionExpired: "The supplied UserID is invalid" (expired or evicted session).
         SourceAuthFailed: wrong operator/company or password, a blank operator, a business
             object the operator is not licensed for (``e.net exception 100000``), HTTP 401/403.
-        SourceUnavailable: HTTP 429/5xx or an HTML page (``transient``), any other ``ERROR``
-            text or HTTP status (not transient: retrying the same call will not help).
+        SourceUnavailable: HTTP 429/5xx or an HTML page (retried).
+        SourceRefused: any other ``ERROR`` text or HTTP status (retrying the same call will not help).
     """
-    url = sanitise_url(response.request.url)
+    url = safe_url(response.request.url)
     if response.status_code != 200:
         raise _http_status_error(response, "e.net", url)
     if _looks_like_html(response):
         # A proxy, IIS or a load balancer error page, not the WCF service.
-        raise _unavailable("SYSPRO e.net answered with an HTML page instead of an e.net reply",
-                           url=url, status=200, transient=True)
+        raise SourceUnavailable("SYSPRO e.net answered with an HTML page instead of an e.net reply",
+                           url=url, status=200, source=SOURCE)
     body = response.content
     if body.lstrip()[:5].upper() != b"ERROR":
         return body
@@ -243,7 +150,7 @@ def check_enet(response: httpx.Response, *, scrub: Callable[[str], str] = lambda
         raise SourceAuthFailed(message, source="syspro", url=url, status=200)
     # Anything else (licence seats full, unknown table or column, bad condition) will not be
     # cured by an immediate retry; Prefect's task retry tries again later.
-    raise _unavailable(message, url=url, status=200, transient=False)
+    raise SourceRefused(message, url=url, status=200, source=SOURCE)
 
 
 def check_odata(response: httpx.Response, *, scrub: Callable[[str], str] = lambda s: s) -> dict[str, Any]:
@@ -251,10 +158,10 @@ def check_odata(response: httpx.Response, *, scrub: Callable[[str], str] = lambd
 
     Raises:
         SourceAuthFailed: HTTP 401/403 (wrong operator or OData password).
-        SourceUnavailable: HTTP 429/5xx, an HTML page or a truncated body (``transient``); a
-            rejected query (400), an unknown entity set (404) or a reply without ``value``.
+        SourceUnavailable: HTTP 429/5xx, an HTML page or a truncated body (retried).
+        SourceRefused: a rejected query (400), an unknown entity set (404) or a reply without ``value``.
     """
-    url = sanitise_url(response.request.url)
+    url = safe_url(response.request.url)
     if response.status_code != 200:
         detail = ""
         try:
@@ -263,16 +170,16 @@ def check_odata(response: httpx.Response, *, scrub: Callable[[str], str] = lambd
             pass
         raise _http_status_error(response, "OData", url, scrub(detail))
     if _looks_like_html(response):
-        raise _unavailable("SYSPRO OData answered with an HTML page instead of JSON", url=url,
-                           status=200, transient=True)
+        raise SourceUnavailable("SYSPRO OData answered with an HTML page instead of JSON", url=url,
+                           status=200, source=SOURCE)
     try:
         # Amounts are Decimal from the moment they are parsed.
         doc = json.loads(response.content, parse_float=Decimal)
     except ValueError:
-        raise _unavailable("SYSPRO OData answered with malformed or truncated JSON", url=url,
-                           status=200, transient=True) from None
+        raise SourceUnavailable("SYSPRO OData answered with malformed or truncated JSON", url=url,
+                           status=200, source=SOURCE) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
-        raise _unavailable("SYSPRO OData reply has no 'value' list", url=url, status=200, transient=False)
+        raise SourceRefused("SYSPRO OData reply has no 'value' list", url=url, status=200, source=SOURCE)
     return doc
 
 
@@ -329,7 +236,7 @@ class SysproSession(httpx.Auth):
         self._company_password = company_password or ""
         self._audit = audit
         self._lock = _operator_lock(self.base_url, operator)
-        self.scrub = _scrubber([operator_password, company_password])
+        self.scrub = scrubber([operator_password, company_password])
         self.user_id: str | None = None
 
     @property
@@ -350,7 +257,7 @@ class SysproSession(httpx.Auth):
                 self.user_id = None
                 self._audit("relogon", self._details(
                     reason="session invalid (expired, evicted or the service restarted)",
-                    url=sanitise_url(request.url)))
+                    url=safe_url(request.url)))
                 yield from self._logon(request)
                 yield self._signed(request)
 
@@ -385,10 +292,10 @@ class SysproSession(httpx.Auth):
         # an opaque token, upper-case hex + "00" + two trailing spaces; strip, never parse.
         token = body.decode("cp1252", "replace").strip()
         if not token or len(token) > 200 or any(ch.isspace() or ch in "<>&" for ch in token):
-            raise _unavailable("SYSPRO e.net Logon returned something that is not a session token",
-                               url=sanitise_url(logon.url), status=response.status_code, transient=True)
+            raise SourceUnavailable("SYSPRO e.net Logon returned something that is not a session token",
+                               url=safe_url(logon.url), status=response.status_code, source=SOURCE)
         self.user_id = token
-        self._audit("logon", self._details(url=sanitise_url(logon.url)))
+        self._audit("logon", self._details(url=safe_url(logon.url)))
 
     def logoff(self, client: httpx.Client) -> None:
         """Release the session and its e.net licence; never raises."""
@@ -403,10 +310,10 @@ class SysproSession(httpx.Auth):
                 # "0" is success; anything else is a warning, never fatal.
                 ok = response.status_code == 200 and reply == "0"
                 self._audit("logoff", self._details(ok=ok, reply=self.scrub(reply[:120]),
-                                                    url=sanitise_url(response.request.url)))
+                                                    url=safe_url(response.request.url)))
             except httpx.HTTPError as exc:
                 self._audit("logoff", self._details(ok=False, reply=f"{type(exc).__name__}",
-                                                    url=sanitise_url(url)))
+                                                    url=safe_url(url)))
 
 
 def _says_session_invalid(response: httpx.Response) -> bool:
@@ -525,15 +432,14 @@ def parse_comfnd_reply(body: bytes, table: str, columns: Sequence[str], order: S
     transient ``SourceUnavailable`` instead, so no rows are silently lost.
     """
     if _DTD.search(body):
-        raise _unavailable("refusing an e.net reply that declares a DTD", url=url, transient=False)
+        raise SourceRefused("refusing an e.net reply that declares a DTD", url=url, source=SOURCE)
     canon = {c.lower(): c for c in columns}
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
         return _salvage(body, table, canon, order, url, str(exc))
     if not isinstance(root.tag, str) or root.tag.lower() != table.lower():
-        raise _unavailable(f"SYSPRO e.net answered <{root.tag}> to a query on {table}", url=url,
-                           transient=False)
+        raise SourceRefused(f"SYSPRO e.net answered <{root.tag}> to a query on {table}", url=url, source=SOURCE)
     parsed = _Parsed([], [], 0, None)
     for elem in root:
         if not isinstance(elem.tag, str) or elem.tag.lower() != "row":
@@ -559,8 +465,7 @@ def _salvage(body: bytes, table: str, canon: Mapping[str, str], order: Sequence[
     except LookupError:
         text = body.decode("cp1252", "replace")
     if not re.search(rf"</{re.escape(table)}\s*>\s*$", text, re.I):
-        raise _unavailable(f"SYSPRO e.net reply is truncated or ill-formed ({error})", url=url,
-                           transient=True)
+        raise SourceUnavailable(f"SYSPRO e.net reply is truncated or ill-formed ({error})", url=url, source=SOURCE)
     parsed = _Parsed([], [], 0, None)
     for chunk in _ROW_CHUNK.findall(text):
         parsed.row_count += 1
@@ -914,10 +819,8 @@ class _SysproClient(ABC):
 
     def _call(self, url: str, send: Callable[[], httpx.Response], parse: Callable[[httpx.Response], _T]) -> _T:
         """``parse(send())``, retried on transient failures within the policy's caps."""
-        started = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def once() -> _T:
             try:
                 return parse(send())
             except httpx.TransportError as exc:
@@ -925,20 +828,13 @@ class _SysproClient(ABC):
                 # at all means the server is not there for any other read either.
                 kind = SourceUnreachable if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) else \
                     SourceUnavailable
-                error: SourceError = _unavailable(
-                    f"SYSPRO {self.TRANSPORT} request failed: {type(exc).__name__}", url=url, transient=True,
-                    kind=kind)
-                cause: BaseException | None = exc
-            except SourceUnavailable as exc:
-                error, cause = exc, None
-            wait = self._retry.wait(attempt)
-            if (not _is_transient(error) or attempt >= self._retry.attempts
-                    or self._clock() - started + wait > self._retry.timeout):
-                if cause is not None:
-                    raise error from cause
-                raise error
+                raise kind(f"SYSPRO {self.TRANSPORT} request failed: {type(exc).__name__}", url=url,
+                           source=SOURCE) from exc
+
+        def audit_retry(error: SourceUnavailable, attempt: int, wait: float) -> None:
             self._audit("retry", {"url": url, "attempt": attempt, "wait": wait, "reason": str(error)})
-            self._sleep(wait)
+
+        return retrying(once, policy=self._retry, sleep=self._sleep, clock=self._clock, on_retry=audit_retry)
 
 
 def _period(year: Any, month: Any) -> str | None:
@@ -992,7 +888,7 @@ class SysproEnetClient(_SysproClient):
         verify: Verify = True,
         timeout: float = 30.0,
         audit: AuditHook = no_audit,
-        page_size: int = 500,
+        page_size: int = DEFAULT_PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -1004,7 +900,7 @@ class SysproEnetClient(_SysproClient):
                                      company_password, audit=audit)
         self._http = httpx.Client(
             auth=self.session,
-            verify=_ssl_verify(verify),
+            verify=tls_verify(verify),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             event_hooks={"response": [self._note_server_time]},
@@ -1013,7 +909,7 @@ class SysproEnetClient(_SysproClient):
     def version(self) -> str:
         """``GetVersion``: the e.net service version; needs no session."""
         url = f"{self.base_url}/GetVersion"
-        body = self._call(sanitise_url(url), lambda: self._http.get(url, auth=None),
+        body = self._call(safe_url(url), lambda: self._http.get(url, auth=None),
                           lambda r: check_enet(r, scrub=self.session.scrub))
         return body.decode("cp1252", "replace").strip()
 
@@ -1053,7 +949,7 @@ class SysproEnetClient(_SysproClient):
             query_where = where if after is None else _and(where, _keyset(order, after, unique_first))
             params = {"BusinessObject": "COMFND",
                       "XmlIn": build_comfnd_query(table, columns, query_where, order, return_rows)}
-            shown = sanitise_url(httpx.URL(url, params=params))
+            shown = safe_url(httpx.URL(url, params=params))
 
             def parse(response: httpx.Response) -> _Parsed:
                 body = check_enet(response, scrub=self.session.scrub)
@@ -1083,7 +979,7 @@ class SysproEnetClient(_SysproClient):
                 yield _RawPage(parsed.rows, parsed.problems, shown, parsed.row_count, next_token)
             if stuck:
                 # The rows of this page are in; the ones after it cannot be asked for. Loudly.
-                raise _unavailable(stuck, url=shown, transient=False)
+                raise SourceRefused(stuck, url=shown, source=SOURCE)
             if not more:
                 return
             after = parsed.last
@@ -1123,7 +1019,7 @@ class SysproODataClient(_SysproClient):
         verify: Verify = True,
         timeout: float = 30.0,
         audit: AuditHook = no_audit,
-        page_size: int = 1000,
+        page_size: int = DEFAULT_PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -1133,17 +1029,15 @@ class SysproODataClient(_SysproClient):
                          sleep=sleep, clock=clock)
         self.base_url = _with_default_path(base_url, ODATA_PATH)
         self.operator = operator
-        self._scrub = _scrubber([odata_password])
+        self._scrub = scrubber([odata_password])
         self._http = httpx.Client(
             auth=httpx.BasicAuth(operator, odata_password),
-            verify=_ssl_verify(verify),
+            verify=tls_verify(verify),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0"},
             event_hooks={"response": [self._note_server_time]},
         )
-        origin = urlsplit(self.base_url)
-        self._origin = (origin.scheme, origin.netloc.lower())
 
     def close(self) -> None:
         """Close the connection pool (OData has no session to release)."""
@@ -1176,7 +1070,7 @@ class SysproODataClient(_SysproClient):
         columns = tuple(dict.fromkeys((*columns, *order)))
         after: tuple[Any, ...] | None = None
         next_link: str | None = None
-        seen_links: set[str] = set()
+        links = LinkGuard(url, source=SOURCE, what="SYSPRO OData")
         fetched = 0
         while True:
             top = self.page_size if limit is None else min(self.page_size, limit - fetched)
@@ -1189,7 +1083,7 @@ class SysproODataClient(_SysproClient):
                 if query_where:
                     params["$filter"] = _odata_filter(query_where)
                 request_url = httpx.URL(url, params=params)
-            shown = sanitise_url(request_url)
+            shown = safe_url(request_url)
             doc = self._call(shown, lambda: self._http.get(request_url), self._check)
             rows: list[dict[str, Any]] = []
             problems: list[tuple[Any, str]] = []
@@ -1213,24 +1107,17 @@ class SysproODataClient(_SysproClient):
             link = doc.get("@odata.nextLink")
             done = limit is not None and fetched >= limit
             if not done and isinstance(link, str) and link:
-                link_url = urlsplit(link)
-                # Basic credentials go with every request: never follow a link to another host.
-                if (link_url.scheme, link_url.netloc.lower()) != self._origin:
-                    raise _unavailable(f"SYSPRO OData nextLink points to another server ({sanitise_url(link)})",
-                                       url=shown, transient=False)
-                if link in seen_links:
-                    raise _unavailable("SYSPRO OData nextLink repeats itself", url=shown, transient=False)
-                seen_links.add(link)
+                links.check(link, current=shown)
                 yield _RawPage(rows, problems, shown, count, link)
                 next_link = link
                 continue
             more = not done and count > 0
             if more and (last is None or any(v.value is None for v in last)):
-                raise _unavailable(f"cannot page past the last row of {table}: its {', '.join(order)} could not "
-                                   "be read", url=shown, transient=False)
+                raise SourceRefused(f"cannot page past the last row of {table}: its {', '.join(order)} could not "
+                                   "be read", url=shown, source=SOURCE)
             if more and last == after:
-                raise _unavailable(f"paging {table} did not advance", url=shown, transient=False)
-            if count or (after is None and not seen_links):  # the empty page that ends a read is no page
+                raise SourceRefused(f"paging {table} did not advance", url=shown, source=SOURCE)
+            if count or (after is None and not links.followed):  # the empty page that ends a read is no page
                 yield _RawPage(rows, problems, shown, count, json.dumps([v.value for v in last]) if more else None)
             if not more:
                 return
@@ -1293,7 +1180,7 @@ def connect(
             raise ConfigError("syspro.operator_password", "the e.net transport needs the operator password")
         return SysproEnetClient(
             base_url, operator, operator_password, company, company_password, verify=verify,
-            timeout=timeout, audit=audit, page_size=page_size or 500, transport=http_transport,
+            timeout=timeout, audit=audit, page_size=page_size or DEFAULT_PAGE_SIZE, transport=http_transport,
             retry=retry, sleep=sleep,
         )
     if transport == "odata":
@@ -1301,6 +1188,6 @@ def connect(
             raise ConfigError("syspro.odata_password", "the OData transport needs the operator's OData password")
         return SysproODataClient(
             base_url, operator, odata_password, company, verify=verify, timeout=timeout, audit=audit,
-            page_size=page_size or 1000, transport=http_transport, retry=retry, sleep=sleep,
+            page_size=page_size or DEFAULT_PAGE_SIZE, transport=http_transport, retry=retry, sleep=sleep,
         )
     raise ConfigError("syspro.transport", f"unknown transport {transport!r}; use 'enet' or 'odata'")

@@ -196,18 +196,20 @@ def _pair(
         required=required, labels=labels or {}, status_field=status_field,
         currency_field=currency_field, watch=tuple(f for f in fields if f != "supplier_name"),
     )
-    enet = Entity(
-        cursor=Cursor("TimeStamp", "rowversion"),
-        fields={**fields, "row_version": "TimeStamp"},
-        types={**types, "row_version": "int"},
-        extra={"derive": derive, "transport": "enet"},
-        **common,  # type: ignore[arg-type]
-    )
     odata = Entity(
         cursor=Cursor(fields[date_field], "date", lookback=DATE_LOOKBACK),
         fields=fields,
         types=types,
         extra={"derive": derive, "transport": "odata"},
+        **common,  # type: ignore[arg-type]
+    )
+    enet = Entity(
+        cursor=Cursor("TimeStamp", "rowversion"),
+        fields={**fields, "row_version": "TimeStamp"},
+        types={**types, "row_version": "int"},
+        # A backfill given dates reads the same documents by their date column (e.net can).
+        by_date=odata,
+        extra={"derive": derive, "transport": "enet"},
         **common,  # type: ignore[arg-type]
     )
     return enet, odata
