@@ -51,8 +51,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     from bench._outbox import channel_names, fill, visible_deliveries
     from bench._sims import serve_remote
+    from erp_slack.slack.gateway import SlackGateway
     from erp_slack.slack.render import render
-    from erp_slack.slack.send import DrainSettings, SlackGateway
+    from erp_slack.slack.send import DrainSettings
     from erp_slack.sources import all_entities
     from erp_slack.store import Store
     from tasks import deliver

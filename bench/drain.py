@@ -38,7 +38,8 @@ from typing import Any
 
 from bench._outbox import channel_names, fill, visible_deliveries
 from bench._sims import LoadMeter, Row, print_machine, serve_remote, table, verdict
-from erp_slack.slack.send import Drainer, DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import Drainer, DrainSettings
 from erp_slack.sources import all_entities
 from erp_slack.store import Store
 

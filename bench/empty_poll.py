@@ -83,7 +83,7 @@ def core_cycle(source: str, url: str, db: str, slack_url: str, slack_token: str,
     opening the store and building the run summary; ``between(entity)`` runs after each poll."""
     from erp_slack.cycle import SlackOut, poll_step, run_cycle
     from erp_slack.report import summary_markdown
-    from erp_slack.slack.send import SlackGateway
+    from erp_slack.slack.gateway import SlackGateway
     from erp_slack.store import Store
 
     name, company, make_client, entities = _source(source, url)

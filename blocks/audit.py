@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict
 from prefect.blocks.core import Block
+from pydantic import ConfigDict
 
 from erp_slack.config import AuditConfig
 from erp_slack.store import Store

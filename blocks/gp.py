@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict
 from prefect.blocks.core import Block
+from pydantic import ConfigDict
 
 from erp_slack.config import GpConnection
 from erp_slack.connect import gp_client, gp_entities

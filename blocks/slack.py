@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pydantic import ConfigDict
 from prefect.blocks.core import Block
+from pydantic import ConfigDict
 
 from erp_slack.config import SlackConfig
-from erp_slack.slack.send import DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainSettings
 
 
 class SlackBot(Block, SlackConfig):

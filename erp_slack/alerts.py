@@ -11,7 +11,7 @@ from sqlalchemy import select
 from erp_slack.errors import SlackError
 from erp_slack.schema import audit_events
 from erp_slack.slack.render import SOURCE_NAMES, render_alert
-from erp_slack.slack.send import SlackGateway
+from erp_slack.slack.gateway import SlackGateway
 from erp_slack.store import Store
 
 __all__ = ["raise_alert", "clear_alert", "alert_open"]

@@ -22,7 +22,7 @@ from erp_slack.errors import (
 )
 from erp_slack.model import Entity
 from erp_slack.routing import Rule
-from erp_slack.slack.send import SlackGateway
+from erp_slack.slack.gateway import SlackGateway
 from erp_slack.sources.base import SourceClient
 from erp_slack.store import Store, redact_url
 

@@ -35,7 +35,8 @@ from erp_slack.model import Entity, is_rowversion_text, parse_cursor, readable_w
 from erp_slack.pipeline import PollResult, Window, poll_entity
 from erp_slack.routing import DEFAULT_ROUTES, Rule
 from erp_slack.schema import DeliveryStatus
-from erp_slack.slack.send import Drainer, DrainReport, DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainReport, DrainSettings, Drainer
 from erp_slack.sources import all_entities
 from erp_slack.sources.base import AuditHook, SourceClient
 from erp_slack.store import Store

@@ -9,15 +9,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
+from erp_slack.cycle import drain_step, poll_step
 from erp_slack.errors import ConfigError, SourceAccessDenied, SourceAuthFailed, SourceUnavailable, SourceUnreachable
 from erp_slack.model import Entity
-from erp_slack.cycle import drain_step, poll_step
 from erp_slack.pipeline import PollResult, Window
 from erp_slack.routing import Rule
-from erp_slack.slack.send import DrainReport, DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainReport, DrainSettings
 from erp_slack.sources.base import SourceClient
 from erp_slack.store import Store
-
 
 # Failures a task retry cannot cure: refused credentials or a refused resource stay refused
 # until a person acts; a server out of reach was already retried by the client (the next

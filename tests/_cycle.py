@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from erp_slack.cycle import RunSummary, SlackOut, run_cycle as core_cycle
+from erp_slack.cycle import RunSummary, SlackOut
+from erp_slack.cycle import run_cycle as core_cycle
 from erp_slack.model import Entity
 from erp_slack.pipeline import Window
 from erp_slack.routing import DEFAULT_ROUTES, Rule
-from erp_slack.slack.send import DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainSettings
 from erp_slack.store import Store
 
 Cycle = RunSummary

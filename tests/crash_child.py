@@ -36,7 +36,8 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erp_slack.cycle import SlackOut, Undelivered, run_cycle  # noqa: E402
-from erp_slack.slack.send import DrainSettings, SlackGateway  # noqa: E402
+from erp_slack.slack.gateway import SlackGateway  # noqa: E402
+from erp_slack.slack.send import DrainSettings  # noqa: E402
 from erp_slack.store import Store  # noqa: E402
 
 EXIT_COMPLETE = 0

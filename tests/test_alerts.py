@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from erp_slack.alerts import alert_open, clear_alert, raise_alert
-from erp_slack.slack.send import SlackGateway
+from erp_slack.slack.gateway import SlackGateway
 
 
 def _gateway(slack_sim) -> SlackGateway:

@@ -47,7 +47,7 @@ import pytest
 from erp_slack.alerts import raise_alert
 from erp_slack.errors import SourceUnavailable
 from erp_slack.model import Entity
-from erp_slack.slack.send import SlackGateway
+from erp_slack.slack.gateway import SlackGateway
 from erp_slack.sources.gp.client import GpClient
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
 from erp_slack.sources.http import RetryPolicy

@@ -56,7 +56,8 @@ from sqlalchemy.exc import OperationalError
 from erp_slack.errors import SourceAccessDenied, SourceAuthFailed, SourceSessionExpired, SourceUnavailable, SourceUnreachable
 from erp_slack.model import normalise
 from erp_slack.slack.policy import SendPolicy
-from erp_slack.slack.send import Drainer, DrainReport, DrainSettings, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainReport, DrainSettings, Drainer
 from erp_slack.sources import all_entities
 from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES

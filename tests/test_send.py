@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from erp_slack.model import Cursor, Entity
-from erp_slack.slack.send import DrainSettings, Drainer, SlackGateway
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.send import DrainSettings, Drainer
 from erp_slack.store import NewDelivery, Store
 
 
@@ -194,7 +195,7 @@ def test_bad_payload_in_a_digest_is_split_and_only_the_bad_record_dead_letters(s
 
 
 def test_reconciliation_never_reposts_when_history_is_too_long_to_search(store, slack_sim_factory, monkeypatch):
-    import erp_slack.slack.send as send
+    import erp_slack.slack.gateway as gateway
 
     sim = slack_sim_factory(rate_limits=False)
     seed(store, 1, channels=["#ap-invoices"])
@@ -205,12 +206,12 @@ def test_reconciliation_never_reposts_when_history_is_too_long_to_search(store, 
     client.chat_postMessage(channel="#ap-invoices", **render(rows, ENTITIES, batch_uid=rows[0].batch_uid).as_kwargs())
     for i in range(450):  # busy channel: the lost post is now three pages deep
         client.chat_postMessage(channel="#ap-invoices", text=f"other traffic {i}")
-    monkeypatch.setattr(send, "_HISTORY_PAGES", 2)
+    monkeypatch.setattr(gateway, "_HISTORY_PAGES", 2)
     report = drainer(store, sim, lease=timedelta(0)).drain()
     assert report.reconciled == 0
     assert store.counts() == {"sending": 1}  # kept claimed, not re-posted
     assert "too long" in store.audit_rows("reconcile_deferred")[0]["message"]
-    monkeypatch.setattr(send, "_HISTORY_PAGES", 100)
+    monkeypatch.setattr(gateway, "_HISTORY_PAGES", 100)
     drainer(store, sim, lease=timedelta(0)).drain()
     assert_exactly_once(store, sim)
 

@@ -1,237 +1,36 @@
-"""Delivering the outbox to Slack: a gateway over slack_sdk and a lane-per-channel drainer.
+"""Draining the outbox to Slack: a lane per channel, under one workspace-wide token bucket.
 
-Each channel is a lane paced at ``rate_per_channel`` (Slack allows ≈1 message/s per channel); lanes run in parallel on a few threads under one workspace-wide token
-bucket. A lane with a deep backlog sends digests (several records in one message) instead of
-queueing for minutes. Every message carries metadata naming its batch, so after an ambiguous
-failure the drainer looks for it in ``conversations.history`` before posting again: a record
-reaches Slack once.
+Each channel is a lane paced at ``rate_per_channel`` (Slack allows about one message a second per
+channel); lanes run in parallel on a few threads. A lane with a deep backlog sends digests
+(several records in one message) instead of queueing for minutes. What to do after each post
+is the pure send policy (``policy.py``); every message carries metadata naming its batch, so
+after an ambiguous failure the lane looks for it in the channel's history before posting
+again (``reconcile.py``): a record reaches Slack once.
 """
 
 from __future__ import annotations
 
-import http.client
 import heapq
 import itertools
 import random
 import socket
 import threading
-import time
-import urllib.error
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping, Protocol, Sequence
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from datetime import timedelta
+from typing import Any, Callable, Mapping, Sequence
 
 from erp_slack.errors import DeliveryAmbiguous, SlackRateLimited, SlackRejected, SlackUnavailable
 from erp_slack.model import Entity
-from erp_slack.slack import policy as P
-from erp_slack.slack.render import DIGEST_MAX, Message, render
 from erp_slack.schema import DeliveryStatus
+from erp_slack.slack import policy as P
+from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.pacing import Clock, RealClock, TokenBucket
+from erp_slack.slack.reconcile import batch_age, first_attempt, reconcile_stale
+from erp_slack.slack.render import DIGEST_MAX, Message, render
 from erp_slack.store import Delivery, Store, utcnow
 
-__all__ = ["SlackGateway", "Drainer", "DrainSettings", "DrainReport", "Clock", "RealClock", "TokenBucket"]
-
-
-# --- time ---------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class RealClock:
-    """Monotonic time; ``sleep`` can be cut short by ``wake`` (used when a lane halts)."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stop.wait(seconds)
-
-
-class TokenBucket:
-    """A thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up."""
-
-    def __init__(self, rate: float, burst: float, clock: Clock) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._tokens = burst
-        self._at = clock.now()
-        self._lock = threading.Lock()
-
-    def take(self) -> None:
-        """Block until one token is available, then take it."""
-        while True:
-            with self._lock:
-                now = self.clock.now()
-                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-                self._at = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            self.clock.sleep(wait)
-
-
-# --- the Slack gateway --------------------------------------------------------------------
-
-_AMBIGUOUS_CODES = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-# Reconciliation reads history back to the claim time minus this (our clock vs Slack's), and at
-# most this many pages of 200 messages.
-_CLOCK_MARGIN = timedelta(minutes=10)
-_HISTORY_PAGES = 100
-
-
-@dataclass(frozen=True)
-class Posted:
-    channel_id: str
-    ts: str
-
-
-class SlackGateway:
-    """The Slack Web API calls the product makes, with typed errors.
-
-    Posts go through a client with **no** retry handlers: slack_sdk's connection retry can
-    re-send a message that already arrived. Reads keep the built-in retries.
-    """
-
-    def __init__(self, token: str, *, base_url: str | None = None, timeout: float = 10.0, team_url: str | None = None):
-        kwargs: dict[str, Any] = {"token": token, "timeout": int(max(1, timeout))}
-        if base_url:
-            kwargs["base_url"] = base_url if base_url.endswith("/") else base_url + "/"
-        self._writer = WebClient(retry_handlers=[], **kwargs)
-        self._reader = WebClient(
-            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)],
-            **kwargs,
-        )
-        self._team_url = team_url
-        self._ids: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    # One method per remote operation.
-
-    def auth_test(self) -> Mapping[str, Any]:
-        """``auth.test``: who the token is; raises SlackRejected for a bad token."""
-        data = self._call(self._reader.auth_test, "auth.test")
-        self._team_url = self._team_url or data.get("url")
-        return data
-
-    def post(self, channel: str, message: Message) -> Posted:
-        """``chat.postMessage`` once, never retried here."""
-        data = self._call(lambda: self._writer.chat_postMessage(channel=channel, **message.as_kwargs()), "chat.postMessage")
-        return Posted(channel_id=data["channel"], ts=data["ts"])
-
-    def join(self, channel_id: str) -> None:
-        """``conversations.join`` (public channels only)."""
-        self._call(lambda: self._reader.conversations_join(channel=channel_id), "conversations.join")
-
-    def channel_info(self, channel_id: str) -> Mapping[str, Any]:
-        """``conversations.info``: membership and archive state, for the connection check."""
-        return self._call(lambda: self._reader.conversations_info(channel=channel_id), "conversations.info")["channel"]
-
-    def resolve(self, channel: str) -> str:
-        """A configured channel (``#ap``, ``ap`` or an ID) → its ID, via ``conversations.list``."""
-        if channel[:1] in "CGD" and channel[1:].isalnum() and channel.upper() == channel:
-            return channel
-        name = channel.lstrip("#")
-        with self._lock:
-            if name not in self._ids:
-                cursor = None
-                while True:
-                    data = self._call(
-                        lambda: self._reader.conversations_list(
-                            types="public_channel,private_channel", exclude_archived=False, limit=200, cursor=cursor
-                        ),
-                        "conversations.list",
-                    )
-                    for ch in data.get("channels", []):
-                        self._ids.setdefault(ch["name"], ch["id"])
-                    cursor = (data.get("response_metadata") or {}).get("next_cursor")
-                    if not cursor:
-                        break
-            if name not in self._ids:
-                raise SlackRejected("channel_not_found", method="conversations.list")
-            return self._ids[name]
-
-    def find_batch(self, channel_id: str, batch_uid: str, *, since: datetime | None = None) -> str | None:
-        """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it.
-
-        ``since`` bounds the search (a post cannot be older than its claim). "Not found" is only
-        answered after reading every message since then; a history too long to read raises
-        DeliveryAmbiguous, so the caller keeps the claim instead of posting a second time.
-        """
-        oldest = f"{(since - _CLOCK_MARGIN).timestamp():.6f}" if since is not None else None
-        cursor = None
-        for _ in range(_HISTORY_PAGES):
-            data = self._call(
-                lambda: self._reader.conversations_history(
-                    channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor, oldest=oldest,
-                ),
-                "conversations.history",
-            )
-            for msg in data.get("messages", []):
-                payload = (msg.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("batch") == batch_uid:
-                    return msg["ts"]
-            cursor = (data.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return None
-        raise DeliveryAmbiguous("channel history too long to search", method="conversations.history")
-
-    def read_history(self, channel_id: str) -> None:
-        """Read one message of the channel's history (what reconciliation needs); raises
-        SlackRejected (``missing_scope``, ``not_in_channel``…) if the bot may not."""
-        self._call(lambda: self._reader.conversations_history(channel=channel_id, limit=1), "conversations.history")
-
-    def permalink(self, channel_id: str, ts: str) -> str | None:
-        """The message's permalink, built the way Slack builds it (saves a call per message)."""
-        if not self._team_url:
-            return None
-        return f"{self._team_url.rstrip('/')}/archives/{channel_id}/p{ts.replace('.', '')}"
-
-    @staticmethod
-    def _call(fn: Callable[[], Any], method: str) -> Any:
-        try:
-            return fn().data
-        except SlackApiError as exc:
-            resp = exc.response
-            status = resp.status_code
-            code = (resp.data or {}).get("error", "") if isinstance(resp.data, dict) else ""
-            if status == 429 or code in ("ratelimited", "rate_limited"):
-                raw = resp.headers.get("Retry-After") or resp.headers.get("retry-after") or "1"
-                try:
-                    retry_after = float(raw)
-                except ValueError:
-                    retry_after = 1.0
-                raise SlackRateLimited(retry_after, method=method) from None
-            if code.startswith("Received a response in a non-JSON"):
-                code = ""  # an HTML error page: its text is noise in audit rows
-            if status >= 500 or code in _AMBIGUOUS_CODES or (status == 200 and not code):
-                raise DeliveryAmbiguous(f"HTTP {status} {code}".strip(), method=method) from None
-            raise SlackRejected(code or f"http_{status}", method=method, status=status) from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise DeliveryAmbiguous("timed out", method=method) from None
-            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
-                raise SlackUnavailable(type(reason).__name__, method=method) from None
-            raise DeliveryAmbiguous(type(reason).__name__, method=method) from None
-        except (TimeoutError, socket.timeout):
-            raise DeliveryAmbiguous("timed out", method=method) from None
-        except (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead, BrokenPipeError) as exc:
-            raise DeliveryAmbiguous(type(exc).__name__, method=method) from None
-
-
-# --- the drainer --------------------------------------------------------------------------
+__all__ = ["DrainSettings", "LaneStats", "DrainReport", "Drainer"]
 
 
 @dataclass(frozen=True)
@@ -373,7 +172,10 @@ class Drainer:
             self._audit("slack_auth_failed" if isinstance(exc, SlackRejected) else "slack_unavailable", message=str(exc))
             report.halted = str(exc)
             return report
-        report.reconciled, report.unverifiable = self._reconcile_stale()
+        report.reconciled, report.unverifiable = reconcile_stale(
+            self.store, self.gateway, worker=self.worker, lease=self.settings.lease,
+            verify_for=self.settings.verify_for, audit=self._audit,
+        )
         pending = self.store.pending_by_channel()
         lanes = [_Lane(ch) for ch in sorted(pending) if channels is None or ch in channels]
         report.lanes = {lane.channel: lane.stats for lane in lanes}
@@ -484,7 +286,7 @@ class Drainer:
         batch_uid = rows[0].batch_uid or uuid.uuid4().hex
         if lane.reconcile is not None:
             why, lane.reconcile = lane.reconcile, None
-            age = _age(rows)
+            age = batch_age(rows)
             return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
         message = self._render(rows, batch_uid, simplified=lane.simplified)
         if post_at is not None:
@@ -504,7 +306,7 @@ class Drainer:
         # Read after the attempt is recorded, just before the request goes out: the interval
         # then separates the requests themselves, and a slow write cannot bring two closer.
         started = self.clock.now()
-        age = _age(rows)
+        age = batch_age(rows)
         try:
             posted = self.gateway.post(lane.channel_id, message)
         except SlackRateLimited as exc:
@@ -616,7 +418,7 @@ class Drainer:
     def _reconcile_lane(self, lane: _Lane, rows: Sequence[Delivery], batch_uid: str, why: str, started: float, age: timedelta) -> float | None:
         """After an ambiguous post: was it stored? If so record it; if not, retry the same batch."""
         try:
-            since = _first_attempt(rows)
+            since = first_attempt(rows)
             ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, since=since)
         except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
             # Cannot tell: keep the batch claimed; the lease makes a later drain reconcile it.
@@ -632,61 +434,5 @@ class Drainer:
         decision = self.policy.decide(P.Outcome.NOT_SENT, attempt=lane.attempt, age=age, code=why, rand=self.rng.random())
         return self._apply(lane, rows, decision, started)
 
-    def _reconcile_stale(self) -> tuple[int, int]:
-        """Batches left ``sending`` by a crashed or stuck drainer: posted or not? Returns the
-        batches found in Slack and the records given up as unverifiable."""
-        found = given_up = 0
-        for batch_uid, stale in self.store.stale_batches(older_than=self.settings.lease).items():
-            claimed = _first_attempt(stale)
-            rows = self.store.take_stale(batch_uid, worker=self.worker, older_than=self.settings.lease)
-            if not rows:
-                continue  # another drainer took it
-            channel = rows[0].channel
-            try:
-                channel_id = self.gateway.resolve(channel)
-                ts = self.gateway.find_batch(channel_id, batch_uid, since=claimed)
-            except SlackRejected as exc:
-                # History cannot be read (a missing scope, a private channel): the post may be
-                # there, so keep the claim rather than risk a second one — for a while. Past
-                # `verify_for` the rows become visibly `failed`, with an alert, for a person.
-                if claimed is not None and utcnow() - claimed >= self.settings.verify_for:
-                    error = (f"unverifiable: may or may not be in {channel}; Slack refused to show its history "
-                             f"({exc.code}). Give the bot the history scope (channels:history, groups:history "
-                             "for private channels) and requeue, or check the channel and requeue only what is "
-                             "missing (a requeue may post it twice)")
-                    self.store.finish([d.id for d in rows], worker=self.worker, status=DeliveryStatus.FAILED, error=error)
-                    given_up += len(rows)
-                    self._audit("unverifiable", channel=channel, message=error,
-                                details={"batch": batch_uid, "rows": len(rows)})
-                    continue
-                self._audit("reconcile_deferred", channel=channel,
-                            message=f"cannot verify a possibly posted batch: {exc.code}", details={"batch": batch_uid})
-                continue
-            except (SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
-                self._audit("reconcile_deferred", channel=channel, message=str(exc))
-                continue  # still claimed: a later drain tries again
-            if ts is None:
-                self.store.release([d.id for d in rows], worker=self.worker, error="abandoned claim; not found in Slack",
-                                   retry_at=None)
-            else:
-                found += 1
-                self.store.mark_sent([d.id for d in rows], worker=self.worker, channel_id=channel_id, ts=ts,
-                                     permalink=self.gateway.permalink(channel_id, ts), payload=None, batch_uid=batch_uid)
-            self._audit("reconciled", channel=channel, message="stale claim " + ("found in Slack" if ts else "not in Slack; requeued"),
-                        details={"batch": batch_uid, "ts": ts, "rows": len(rows)})
-        return found, given_up
-
     def _audit(self, kind: str, **kw: Any) -> None:
         self.store.audit(kind, flow_run_id=self.flow_run_id, **kw)
-
-
-def _first_attempt(rows: Sequence[Delivery]) -> datetime | None:
-    """When the batch was first sent towards Slack: no copy of it can be older."""
-    times = [d.first_attempt_at or d.created_at for d in rows]
-    return min(times) if times else None
-
-
-def _age(rows: Sequence[Delivery]) -> timedelta:
-    """How long the batch has been trying to reach Slack (zero before its first attempt)."""
-    now = utcnow()
-    return now - min((d.first_attempt_at or now) for d in rows)
