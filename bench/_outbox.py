@@ -50,8 +50,7 @@ def fill(store: Store, n: int, channels: Sequence[str], *, start: int = 0) -> di
             cursor=str(rec.cursor), status_field=_AP_INVOICE.status_field, watch=_AP_INVOICE.version_fields,
         ))
     for k in range(0, len(items), 1000):
-        store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items[k:k + 1000],
-                      cursor_kind="rowversion", watermark=None)
+        store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items[k:k + 1000])
     return dict(per_channel)
 
 

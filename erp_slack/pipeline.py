@@ -161,8 +161,8 @@ def poll_entity(
                 audits.append(_quarantine(entity, company, None, reason, raw, page.url))
             res.bad += sum(1 for a in audits if a["kind"] == "bad_record")
             outcome = store.enqueue(
-                source=entity.source, company=company, entity=entity.name, items=items, cursor_kind=kind,
-                watermark=None, dry_run=dry_run, requeue_filtered=window.is_backfill,
+                source=entity.source, company=company, entity=entity.name, items=items, dry_run=dry_run,
+                requeue_filtered=window.is_backfill,
                 flow_run_id=flow_run_id, audit=audits,
             )
             res.filtered += outcome.filtered

@@ -3,8 +3,10 @@
 Any SQLAlchemy URL works; SQLite is the default and PostgreSQL is tested. The schema is
 created and upgraded by Alembic on open. Two rules hold everything together:
 
-* ``enqueue`` inserts a page's deliveries and moves the watermark in **one transaction**, so a
-  crash before commit re-reads the page and a crash after it loses nothing.
+* ``enqueue`` inserts a page's deliveries and its audit rows in **one transaction**; the
+  watermark moves apart, once a whole entity is read (``advance_watermark``), so a crash at any
+  point re-reads from the old watermark and the outbox's (key, version) uniqueness drops what
+  was already queued. Whether a version is news is the pure ``classify_version``.
 * ``claim`` hands a lane's pending rows to exactly one drainer: ``FOR UPDATE SKIP LOCKED`` on
   PostgreSQL, and a single conditional ``UPDATE`` (atomic under SQLite's write lock) everywhere.
 """
@@ -112,8 +114,6 @@ class EnqueueResult:
     updated: int = 0
     filtered: int = 0
     duplicates: int = 0
-    watermark_before: str | None = None
-    watermark_after: str | None = None
     ids: list[int] = field(default_factory=list)
 
 
@@ -229,14 +229,13 @@ class Store:
         company: str,
         entity: str,
         items: Sequence[NewDelivery],
-        cursor_kind: CursorKind,
-        watermark: CursorValue | None,
         dry_run: bool = False,
         requeue_filtered: bool = False,
         flow_run_id: str | None = None,
         audit: Sequence[Mapping[str, Any]] = (),
     ) -> EnqueueResult:
-        """Insert a page's deliveries, write its audit rows and advance the watermark, atomically.
+        """Insert a page's deliveries and write its audit rows, atomically (the watermark moves
+        apart, once the whole entity is read: ``advance_watermark``).
 
         A (record key, version) already in the outbox is skipped; a known key with a new version
         becomes an ``updated`` (or ``status_change``) event listing what changed. A dry run
@@ -252,31 +251,17 @@ class Store:
             revive: list[tuple[int, NewDelivery]] = []
             seen: set[tuple[str, str]] = set()
             for item in items:
-                rehearse_revival = False
-                slot = prior.get(item.record_key, {})
-                # A duplicate is the state last recorded, not any state ever seen: a document that
-                # returns to an earlier state (hold on, off, on again) is news again.
-                if (item.record_key, item.version) in seen or item.version == slot.get("latest"):
-                    held = slot.get("latest_status") == DeliveryStatus.FILTERED and not slot.get("latest_dry_run")
-                    was_filtered = slot.get("latest_id") if held else None
-                    if requeue_filtered and item.status == DeliveryStatus.PENDING and was_filtered is not None:
-                        revive.append((was_filtered, item))
-                        continue
-                    if not (requeue_filtered and item.status == DeliveryStatus.DRY_RUN and was_filtered is not None):
-                        result.duplicates += 1
-                        continue
-                    rehearse_revival = True  # a dry-run backfill shows what the live one would revive
+                verdict = classify_version(item, prior.get(item.record_key),
+                                           repeated=(item.record_key, item.version) in seen,
+                                           requeue_filtered=requeue_filtered)
+                if verdict.revive is not None:
+                    revive.append((verdict.revive, item))
+                    continue
+                if verdict.event is None:
+                    result.duplicates += 1
+                    continue
                 seen.add((item.record_key, item.version))
-                event_kind, changes = "created", None
-                before = prior.get(item.record_key)
-                if before is not None and not rehearse_revival:
-                    changes = [c for c in _diff(before["fields"], item.fields) if not item.watch or c[0] in item.watch]
-                    if not changes:
-                        # A new hash but no watched field differs (a rehash, say): not news.
-                        result.duplicates += 1
-                        continue
-                    sf = item.status_field
-                    event_kind = "status_change" if sf and any(c[0] == sf for c in changes) else "updated"
+                event_kind, changes = verdict.event, verdict.changes
                 slot = prior.setdefault(item.record_key, {"revisions": {}})
                 revision = slot["revisions"].get(item.version, 0)
                 slot["revisions"][item.version] = revision + 1
@@ -328,10 +313,6 @@ class Store:
                     continue
                 seen.add(key)  # any row written here counts for the rows after it
                 self._audit(conn, flow_run_id=flow_run_id, **{**a, "dedupe": False})
-            if watermark is not None and not dry_run:
-                result.watermark_before, result.watermark_after = self._advance(
-                    conn, source, company, entity, cursor_kind, watermark, flow_run_id
-                )
         return result
 
     def _insert_ignore(self, table: Any, key: Sequence[str]) -> Any:
@@ -682,6 +663,50 @@ def _mine(stmt: Any, ids: Sequence[int], worker: str) -> Any:
 def _audit_key(a: Mapping[str, Any]) -> tuple[Any, ...]:
     """What makes a de-duplicated audit row the same as an earlier one."""
     return (a["kind"], a.get("source"), a.get("company"), a.get("entity"), a.get("record_key"), a.get("message"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one record version means against the latest one recorded for its key.
+
+    ``event`` is ``created``, ``updated`` or ``status_change`` for news (``changes`` lists the
+    watched fields that differ, as ``(field, before, after)``), or None for a duplicate;
+    ``revive`` is the id of a held-back row a live backfill sends after all.
+    """
+
+    event: str | None
+    changes: list[tuple[str, Any, Any]] | None = None
+    revive: int | None = None
+
+
+def classify_version(
+    item: NewDelivery, latest: Mapping[str, Any] | None, *, repeated: bool = False, requeue_filtered: bool = False,
+) -> Verdict:
+    """Is ``item`` new, an update, a status change, a duplicate or a revival? A pure decision.
+
+    ``latest`` describes the key's latest recorded version (``latest`` version, ``latest_id``,
+    ``latest_status``, ``latest_dry_run``, ``fields``), or is None for a key never seen;
+    ``repeated`` says this page already held the same version. A duplicate is the state last
+    recorded, not any state ever seen: a document that returns to an earlier state (hold on,
+    off, on again) is news again.
+    """
+    slot = latest or {}
+    rehearse_revival = False
+    if repeated or item.version == slot.get("latest"):
+        held = slot.get("latest_status") == DeliveryStatus.FILTERED and not slot.get("latest_dry_run")
+        held_id = slot.get("latest_id") if held else None
+        if requeue_filtered and held_id is not None and item.status == DeliveryStatus.PENDING:
+            return Verdict(None, revive=held_id)
+        if not (requeue_filtered and held_id is not None and item.status == DeliveryStatus.DRY_RUN):
+            return Verdict(None)
+        rehearse_revival = True  # a dry-run backfill shows what the live one would revive
+    if latest is None or "fields" not in latest or rehearse_revival:
+        return Verdict("created")
+    changes = [c for c in _diff(latest["fields"], item.fields) if not item.watch or c[0] in item.watch]
+    if not changes:
+        return Verdict(None)  # a new hash but no watched field differs (a rehash, say): not news
+    sf = item.status_field
+    return Verdict("status_change" if sf and any(c[0] == sf for c in changes) else "updated", changes)
 
 
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -612,8 +612,7 @@ def seed(store: Store, per_channel: int, channels: Sequence[str] = CHANNELS, pre
                             "amount": "100.00", "currency": "$"})
         for ch in channels for i in range(per_channel)
     ]
-    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items, cursor_kind="rowversion",
-                  watermark=None)
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items)
 
 
 def drain(store: Store, slack: SlackSimServer, *, token: str | None = None, gateway: SlackGateway | None = None,

@@ -10,7 +10,7 @@ from erp_slack.store import NewDelivery, Store
 
 def _fill(store: Store) -> None:
     for source, company in (("syspro", "EDU1"), ("gp", "Fabrikam, Inc.")):
-        store.enqueue(source=source, company=company, entity="ap_invoice", cursor_kind="rowversion", watermark=None,
+        store.enqueue(source=source, company=company, entity="ap_invoice",
                       items=[NewDelivery(record_key=f"{company}-{i}", version="v", channel="#ap", status="pending",
                                          fields={"invoice": str(i)}, cursor="1") for i in range(2)])
 
@@ -39,8 +39,7 @@ def test_the_run_summary_reads_as_what_happened(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'a.db'}")
     started = datetime.now(timezone.utc) - timedelta(seconds=5)
     n = SHOWN_DOCUMENTS + 3
-    res = store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", cursor_kind="rowversion",
-                        watermark=None, items=[NewDelivery(
+    res = store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[NewDelivery(
                             record_key=f"0000001|INV-{i}", version="v", channel="#ap-invoices", status="pending",
                             fields={"invoice": f"INV-{i}", "supplier_name": "Acme Bearings", "amount": "1250.00",
                                     "currency": "USD"}, cursor="1") for i in range(n)])

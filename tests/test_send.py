@@ -31,8 +31,7 @@ def seed(store: Store, n: int, channels=CHANNELS, name: str = "Acme Bearings", p
                     cursor=str(i))
         for i in range(n)
     ]
-    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items, cursor_kind="rowversion",
-                  watermark=None)
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items)
 
 
 def drainer(store: Store, sim, **kw) -> Drainer:
@@ -238,7 +237,7 @@ def test_a_possibly_posted_batch_whose_history_cannot_be_read_ends_visibly_faile
 
 def test_a_failed_lane_with_a_huge_backlog_is_marked_in_one_statement(store, slack_sim):
     n = 70_000
-    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", cursor_kind="rowversion", watermark=None,
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice",
                   items=[NewDelivery(record_key=f"K{i}", version="v", channel="#no-such-channel", status="pending",
                                      fields={"invoice": f"K{i}"}, cursor="1") for i in range(n)])
     report = drainer(store, slack_sim).drain()

@@ -6,7 +6,6 @@ import json
 import threading
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import inspect
 
 from erp_slack.store import NewDelivery, Store
@@ -19,11 +18,8 @@ def _item(key: str, version: str = "v1", channel: str = "#ap", delivery: str = "
     )
 
 
-def _enqueue(store: Store, items, watermark=None, dry_run=False, kind="rowversion"):
-    return store.enqueue(
-        source="syspro", company="EDU1", entity="ap_invoice", items=items, cursor_kind=kind,
-        watermark=watermark, dry_run=dry_run,
-    )
+def _enqueue(store: Store, items, dry_run=False):
+    return store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=items, dry_run=dry_run)
 
 
 def test_schema_is_created_by_migrations(store: Store):
@@ -99,35 +95,22 @@ def test_dry_run_rows_do_not_block_the_real_post(store: Store):
 
 
 def test_watermark_only_moves_forward(store: Store):
-    _enqueue(store, [], watermark=100)
+    def advance(value: int) -> str:
+        return store.advance_watermark("syspro", "EDU1", "ap_invoice", "rowversion", value)
+
+    advance(100)
     assert store.watermark("syspro", "EDU1", "ap_invoice") == ("rowversion", 100)
-    _enqueue(store, [], watermark=99)
+    assert advance(99) == "100"
     assert store.watermark("syspro", "EDU1", "ap_invoice") == ("rowversion", 100)
     # Numeric, not text, comparison: 1000 > 999 although "1000" < "999".
-    _enqueue(store, [], watermark=999)
-    _enqueue(store, [], watermark=1000)
+    advance(999)
+    advance(1000)
     assert store.watermark("syspro", "EDU1", "ap_invoice")[1] == 1000
-
-
-def test_dry_run_never_moves_the_watermark(store: Store):
-    _enqueue(store, [_item("A", delivery="dry-run")], watermark=5, dry_run=True)
-    assert store.watermark("syspro", "EDU1", "ap_invoice") is None
 
 
 def test_date_watermarks_round_trip(store: Store):
     store.advance_watermark("syspro", "EDU1", "ap_invoice", "date", date(2026, 11, 20))
     assert store.watermark("syspro", "EDU1", "ap_invoice") == ("date", date(2026, 11, 20))
-
-
-def test_enqueue_and_watermark_are_one_transaction(store: Store, monkeypatch):
-    # Break the watermark write: the page's deliveries must roll back with it.
-    def boom(*a, **k):
-        raise RuntimeError("database went away")
-
-    monkeypatch.setattr(store, "_advance", boom)
-    with pytest.raises(RuntimeError):
-        _enqueue(store, [_item("A")], watermark=7)
-    assert store.deliveries() == []
 
 
 def test_claim_hands_rows_out_once_in_order(store: Store):
@@ -180,11 +163,9 @@ def test_concurrent_claimers_never_share_a_row(store: Store):
 def test_bad_record_audit_is_written_once_per_key_and_reason(store: Store):
     row = dict(kind="bad_record", source="syspro", company="EDU1", entity="ap_invoice", record_key="X",
                message="amount: not a number", dedupe=True)
-    _enqueue(store, [], watermark=None)
-    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], cursor_kind="rowversion",
-                  watermark=None, audit=[row])
-    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], cursor_kind="rowversion",
-                  watermark=None, audit=[row])
+    _enqueue(store, [])
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], audit=[row])
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[], audit=[row])
     assert len(store.audit_rows("bad_record")) == 1
 
 
@@ -249,7 +230,7 @@ def test_a_dry_run_compares_with_live_rows(store: Store):
 def test_a_live_backfill_revives_filtered_versions_that_now_route(store: Store):
     _enqueue(store, [_item("A", channel="", delivery="filtered"), _item("B", channel="", delivery="filtered")])
     res = store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[_item("A")],
-                        cursor_kind="rowversion", watermark=None, requeue_filtered=True)
+                        requeue_filtered=True)
     assert res.new == 1
     rows = {r["record_key"]: r for r in store.deliveries()}
     assert rows["A"]["status"] == "pending" and rows["A"]["channel"] == "#ap" and rows["A"]["reason"].startswith("backfill")

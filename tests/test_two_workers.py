@@ -316,8 +316,7 @@ def test_two_drainers_post_every_row_of_one_backlog_exactly_once(pg_url: str, di
                             "amount": f"{i}.00", "currency": "$"})
         for i in range(400)
     ]
-    store.enqueue(source="syspro", company=COMPANY, entity="ap_invoice", items=items, cursor_kind="rowversion",
-                  watermark=None)
+    store.enqueue(source="syspro", company=COMPANY, entity="ap_invoice", items=items)
     slack = SlackSimulator(time_scale=20.0)  # Slack's real limits, 20 times faster
     with serve_on_loopback(slack) as served:
         start, results = SPAWN.Barrier(2), SPAWN.Queue()
