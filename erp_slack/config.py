@@ -57,7 +57,8 @@ class _Model(BaseModel):
     def of(cls, other: BaseModel) -> Self:
         """This model built from the same-named settings of another (a config section from a
         block, a block from a config section)."""
-        return cls.model_validate({k: getattr(other, k) for k in cls.model_fields if hasattr(other, k)})
+        theirs = type(other).model_fields
+        return cls.model_validate({k: getattr(other, k) for k in cls.model_fields if k in theirs})
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|minutes?|h|hours?|d|days?)\s*$", re.I)

@@ -88,13 +88,17 @@ class Entity:
         template: Renderer template name.
         status_field: The field whose change makes an event a "status change".
         currency_field: Field holding the currency code, if any.
+        amount_field: The field routing rules compare with ``min_amount``/``max_amount``, if any.
+        party_field: The field holding the code of the document's party (supplier, vendor,
+            customer), which routing rules filter with ``suppliers``/``exclude_suppliers``.
         default_currency: Currency shown when the row carries none.
         link: Optional format string for a link back into the ERP (fields as placeholders).
         watch: Fields whose change counts as a new version (default: every field but the cursor).
         optional: True for resources a site may not expose (a 404 skips the entity, audited).
         by_date: The same document read by a date column, for a backfill given dates when this
             entity's own cursor is not a date (a rowversion has no relation to the calendar).
-        extra: Source-specific options for the client (joins, filters, paths).
+        options: Source-specific options for the client, as that source's own typed value
+            (``SysproOptions``, ``GpOptions``); None when the entity needs none.
     """
 
     source: str
@@ -110,16 +114,18 @@ class Entity:
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     status_field: str | None = None
     currency_field: str | None = None
+    amount_field: str | None = None
+    party_field: str | None = None
     default_currency: str = ""
     link: str | None = None
     watch: tuple[str, ...] | None = None
     optional: bool = False
     by_date: "Entity | None" = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    options: Any = None
 
     def __post_init__(self) -> None:
         # Freeze the mappings so an Entity is a true value (hashable identity, no aliasing).
-        for name in ("fields", "types", "labels", "extra"):
+        for name in ("fields", "types", "labels"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     @property
@@ -189,7 +195,7 @@ def check_entities(entities: tuple[Entity, ...], templates: Mapping[str, Any]) -
         for f in (*e.required, *e.labels, *(e.watch or ())):
             if f not in e.fields:
                 raise ValueError(f"{where}: unknown field {f!r}")
-        for f in (e.status_field, e.currency_field):
+        for f in (e.status_field, e.currency_field, e.amount_field, e.party_field):
             if f is not None and f not in e.fields:
                 raise ValueError(f"{where}: unknown field {f!r}")
         expected = {"rowversion": "int", "timestamp": "datetime", "date": "date"}[e.cursor.kind]

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from erp_slack.model import Entity, Record
-from erp_slack.slack.templates import TEMPLATES
 
 __all__ = ["Rule", "Routes", "Route", "route", "DEFAULT_ROUTES"]
 
@@ -30,8 +29,9 @@ class Rule(BaseModel):
         skip: Filter matching records out instead (recorded as ``filtered``).
         min_amount: Match only records whose amount is at least this.
         max_amount: Match only records whose amount is below this.
-        suppliers: Match only these supplier / vendor codes.
-        exclude_suppliers: Never match these supplier / vendor codes.
+        suppliers: Match only documents of these parties (the entity's ``party_field``: a
+            supplier, vendor or customer code).
+        exclude_suppliers: Never match documents of these parties.
         statuses: Match only these statuses (as shown, e.g. ``Released``).
         name: A label for this rule in audit rows and reports.
     """
@@ -96,7 +96,7 @@ class Rule(BaseModel):
             return False
         if "*" not in self.entities and record.entity not in self.entities:
             return False
-        code = _party(record)
+        code = _field_text(record, entity.party_field)
         if self.suppliers is not None and code not in self.suppliers:
             return False
         if code is not None and code in self.exclude_suppliers:
@@ -142,17 +142,13 @@ def route(record: Record, entity: Entity, rules: Sequence[Rule]) -> Route:
     return Route(None, "no route")
 
 
-def _party(record: Record) -> str | None:
-    for name in ("supplier", "vendor"):
-        v = record.fields.get(name)
-        if v:
-            return str(v)
-    return None
+def _field_text(record: Record, name: str | None) -> str | None:
+    value = record.fields.get(name) if name else None
+    return str(value) if value not in (None, "") else None
 
 
 def _amount(record: Record, entity: Entity) -> Decimal | None:
-    name = TEMPLATES[entity.template].amount_field
-    value: Any = record.fields.get(name) if name else None
+    value: Any = record.fields.get(entity.amount_field) if entity.amount_field else None
     return value if isinstance(value, Decimal) else None
 
 
@@ -163,6 +159,7 @@ DEFAULT_ROUTES: tuple[Rule, ...] = (
     Rule(name="supplier invoices", entity=["ap_invoice", "payables_invoice"], channel="#ap-invoices"),
     Rule(name="vendor changes", entity="vendor", channel="#ap-invoices"),
     Rule(name="purchase orders", entity="purchase_order", channel="#purchasing"),
+    Rule(name="sales orders", entity="sales_order", channel="#sales"),
     Rule(name="goods receipts", entity="goods_receipt", channel="#warehouse"),
     Rule(name="AP and GL postings", entity=["ap_journal", "gl_journal"], channel="#gl-postings"),
 )

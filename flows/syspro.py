@@ -27,7 +27,7 @@ def syspro_to_slack(
 
     Args:
         entities: Entities to poll (``ap_invoice``, ``purchase_order``, ``goods_receipt``,
-            ``ap_journal``, ``gl_journal``); empty means all.
+            ``ap_journal``, ``gl_journal``, ``sales_order``); empty means all.
         routes: Routing rules, tried top to bottom; empty means the built-in defaults.
         dry_run: Record what would be posted (status ``dry-run``) and post nothing.
         since: Backfill: re-read from this cursor value (a date, timestamp or rowversion).

@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN = "xoxb-sim-token"
-ERP_CHANNELS = ("ap-invoices", "purchasing", "warehouse", "gl-postings", "finance-alerts", "ap-large")
+ERP_CHANNELS = ("ap-invoices", "purchasing", "warehouse", "gl-postings", "finance-alerts", "ap-large", "sales")
 # Tier rates per minute ( table); pass as ``method_per_minute=SLACK_TIERS`` to enforce them.
 SLACK_TIERS: Mapping[str, int] = {
     "chat.update": 50,

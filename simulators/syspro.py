@@ -132,6 +132,16 @@ _SCHEMA: dict[str, tuple[tuple[str, ...], list[_Col]]] = {
         + _d(5, "MPrice") + _dt("MLatestDueDate", "MLastReceiptDat") + _s("MCompleteFlag", "MGlCode")
         + _TS,
     ),
+    "SorMaster": (
+        ("SalesOrder",),
+        _s("SalesOrder", "Customer", "CustomerName", "OrderStatus") + _dt("OrderDate", "ReqShipDate")
+        + _s("Currency", "CustomerPoNumber", "Salesperson", "Branch", "Warehouse") + _TS,
+    ),
+    "SorDetail": (
+        ("SalesOrder", "SalesOrderLine"),
+        _s("SalesOrder") + _d(0, "SalesOrderLine") + _s("MStockCode", "MStockDes", "MWarehouse")
+        + _d(6, "MOrderQty", "MShipQty") + _d(5, "MPrice") + _TS,
+    ),
     "GrnDetails": (
         ("Supplier", "Grn", "GrnSource", "Journal", "JournalEntry"),
         _s("Supplier", "Grn", "GrnSource") + _d(0, "Journal", "JournalEntry") + _s("PurchaseOrder")
@@ -1731,6 +1741,19 @@ def _load_seed(sim: SysproSimulator) -> None:
         ("000422", 1, "1", "6204-2RS", "Deep groove ball bearing 20x47x14", "RM", "EA", "500", "0", "1.92000", "2024-06-14", None, "", ""),
         ("000422", 2, "1", "UCP208", "Pillow block Ø40mm", "RM", "EA", "24", "0", "14.50000", "2024-06-14", None, "", ""),
         ("000423", 1, "1", "6001-ZZ", "Ball bearing 12x28x8, shielded", "FG", "EA", "1000", "0", "0.61000", "2024-06-07", None, "", ""),
+    ]])
+
+    so = ["SalesOrder", "Customer", "CustomerName", "OrderStatus", "OrderDate", "ReqShipDate", "Currency",
+          "CustomerPoNumber", "Salesperson", "Branch", "Warehouse"]
+    put("SorMaster", [dict(zip(so, r)) for r in [
+        ("000512", "0000010", "Cycle World Retail", "1", "2024-05-06", "2024-05-13", "$", "CW-7781", "SMP", "10", "FG"),
+        ("000513", "0000011", "Fahrrad & Sport Köln", "4", "2024-05-08", "2024-05-20", "EUR", "FSK-2024-118", "MKT", "20", "FG"),
+    ]])
+    sod = ["SalesOrder", "SalesOrderLine", "MStockCode", "MStockDes", "MWarehouse", "MOrderQty", "MShipQty", "MPrice"]
+    put("SorDetail", [dict(zip(sod, r)) for r in [
+        ("000512", 1, "B100", "Bicycle frame, alloy", "FG", "4", "0", "189.00000"),
+        ("000512", 2, "A100", "Water bottle 750ml", "FG", "24", "0", "4.95000"),
+        ("000513", 1, "6204-2RS", "Deep groove ball bearing 20x47x14", "FG", "100", "0", "3.10000"),
     ]])
 
     grn = ["Supplier", "Grn", "GrnSource", "Journal", "JournalEntry", "PurchaseOrder", "PurchaseOrderLin",

@@ -59,6 +59,7 @@ CHANNEL = {
     "goods_receipt": "#warehouse",
     "ap_journal": "#gl-postings",
     "gl_journal": "#gl-postings",
+    "sales_order": "#sales",
 }
 LARGE_CHANNEL = "#ap-large"
 LARGE_AMOUNT = Decimal("50000")
@@ -271,7 +272,7 @@ def test_seeded_company_posts_each_routed_record_once(rig: Rig) -> None:
     # Every routed channel got something, and nothing went anywhere else.
     assert {m["channel_name"] for m in rig.slack.sim.posted()} == {c.lstrip("#") for c in expected.values()}
     assert {c.lstrip("#") for c in expected.values()} == {"ap-invoices", "ap-large", "purchasing", "warehouse",
-                                                          "gl-postings"}
+                                                          "gl-postings", "sales"}
     # Supplier names come from ApSupplier (a lookup the client makes), not the codes.
     text = "\n".join(_text(m) for m in rig.slack.sim.posted())
     for name in ("Bike Parts Wholesale Ltd", "Eurotube GmbH", "Müller Wälzlager GmbH", "Bearings &amp; Seals Ltd"):

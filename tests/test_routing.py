@@ -15,6 +15,7 @@ INVOICE = Entity(
     cursor=Cursor("TimeStamp", "rowversion"),
     fields={"supplier": "Supplier", "invoice": "Invoice", "amount": "OrigInvValue", "status": "Status", "ts": "TimeStamp"},
     types={"amount": "decimal", "ts": "int"}, template="supplier_invoice", status_field="status",
+    amount_field="amount", party_field="supplier",
 )
 
 
@@ -47,6 +48,25 @@ def test_filters_and_order():
     assert route(rec(supplier="NOISY"), INVOICE, rules).reason == "no route"
     assert route(rec(status="Paid"), INVOICE, rules).reason == "no route"
     assert route(rec(source="gp", status="Paid"), INVOICE, rules).channel == "#gp-only"
+
+
+def test_party_and_amount_filters_read_the_fields_the_entity_declares():
+    # A customer document: its party is the customer, its amount the order value.
+    order = Entity(
+        source="syspro", name="sales_order", title="Sales order", table="SorMaster", key=("SalesOrder",),
+        cursor=Cursor("TimeStamp", "rowversion"),
+        fields={"order": "SalesOrder", "customer": "Customer", "value": "OrderValue", "ts": "TimeStamp"},
+        types={"value": "decimal", "ts": "int"}, template="supplier_invoice", amount_field="value",
+        party_field="customer",
+    )
+    record = Record("syspro", "EDU1", "sales_order", "100", "v", 1,
+                    {"order": "100", "customer": "BIGCO", "value": Decimal("75000")})
+    rules = [Rule(entity="sales_order", suppliers=["BIGCO"], min_amount=50000, channel="#big-customers"),
+             Rule(entity="sales_order", channel="#sales")]
+    assert route(record, order, rules).channel == "#big-customers"
+    assert route(record, order, [Rule(exclude_suppliers=["BIGCO"], channel="#sales")]).channel is None
+    undeclared = Entity(**{**order.__dict__, "amount_field": None, "party_field": None})
+    assert route(record, undeclared, rules).channel == "#sales"  # nothing to compare: the filters never match
 
 
 def test_amount_bounds_are_half_open_and_missing_amount_never_matches():

@@ -34,7 +34,6 @@ class Template:
     headline: str
     summary: str
     slots: tuple[Slot, ...]
-    amount_field: str | None = None
 
 
 TEMPLATES: dict[str, Template] = {
@@ -55,7 +54,6 @@ TEMPLATES: dict[str, Template] = {
             Slot("Approval", "approval"),
             Slot("Hold", "hold"),
         ),
-        amount_field="amount",
     ),
     "purchase_order": Template(
         noun="Purchase order",
@@ -74,7 +72,24 @@ TEMPLATES: dict[str, Template] = {
             Slot("Approval", "approval"),
             Slot("Buyer", "buyer"),
         ),
-        amount_field="total",
+    ),
+    "sales_order": Template(
+        noun="Sales order",
+        emoji=":shopping_trolley:",
+        headline="Sales order {order} for {customer_name}",
+        summary="SO {order} · {customer_name} · {total} · {status}",
+        slots=(
+            Slot("Customer", "customer_name"),
+            Slot("Customer code", "customer"),
+            Slot("Sales order", "order"),
+            Slot("Status", "status"),
+            Slot("Lines", "line_count", "int"),
+            Slot("Total", "total", "money"),
+            Slot("Order date", "order_date", "date"),
+            Slot("Ship by", "ship_date", "date"),
+            Slot("Customer PO", "customer_po"),
+            Slot("Salesperson", "salesperson"),
+        ),
     ),
     "goods_receipt": Template(
         noun="Goods receipt",
@@ -93,7 +108,6 @@ TEMPLATES: dict[str, Template] = {
             Slot("Received", "receipt_date", "date"),
             Slot("Warehouse", "warehouse"),
         ),
-        amount_field="value",
     ),
     "ap_journal": Template(
         noun="AP posting",
@@ -112,7 +126,6 @@ TEMPLATES: dict[str, Template] = {
             Slot("Status", "status"),
             Slot("Reference", "reference"),
         ),
-        amount_field="amount",
     ),
     "gl_journal": Template(
         noun="GL journal entry",
@@ -131,7 +144,6 @@ TEMPLATES: dict[str, Template] = {
             Slot("Posting date", "posting_date", "date"),
             Slot("Status", "status"),
         ),
-        amount_field="amount",
     ),
     "vendor": Template(
         noun="Vendor",

@@ -62,6 +62,7 @@ from erp_slack.errors import (
 )
 from erp_slack.model import CursorValue, Entity, Page, parse_cursor
 from erp_slack.sources.base import AuditHook, no_audit
+from erp_slack.sources.gp.entities import GpOptions
 from erp_slack.sources.http import LinkGuard, RetryPolicy, retrying, safe_url
 
 __all__ = ["GpClient", "flatten"]
@@ -111,6 +112,10 @@ def _apply_aliases(aliases: Mapping[str, Sequence[tuple[str, str | None]]], row:
                 value = int(text[:4])
             row[column] = value
             break
+
+
+def _options(entity: Entity) -> GpOptions:
+    return entity.options if isinstance(entity.options, GpOptions) else GpOptions()
 
 
 def _server_time(resp: requests.Response) -> datetime | None:
@@ -368,9 +373,8 @@ class GpClient:
     def _rows(
         self, entity: Entity, items: Sequence[Any], since: CursorValue | None, until: CursorValue | None
     ) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
-        extra = entity.extra
-        explode: str | None = extra.get("explode")
-        derive: Mapping[str, Sequence[str]] = extra.get("derive", {})
+        opts = _options(entity)
+        explode, derive = opts.explode, opts.derive
         cursor_col = entity.cursor.column
         rows: list[dict[str, Any]] = []
         problems: list[tuple[Any, str]] = []
@@ -401,7 +405,7 @@ class GpClient:
                     value = _lookup(item, spec[1])
                     flat[name] = len(value) if isinstance(value, list) else 0
             if not explode:
-                _apply_aliases(entity.extra.get("aliases", {}), flat)
+                _apply_aliases(_options(entity).aliases, flat)
                 problem = _derive_minus(derive, flat)
                 if problem:
                     problems.append((flat, problem))
@@ -420,7 +424,7 @@ class GpClient:
                     continue
                 row = dict(flat)
                 row.update(flatten(line, explode))
-                _apply_aliases(entity.extra.get("aliases", {}), row)
+                _apply_aliases(_options(entity).aliases, row)
                 problem = _derive_minus(derive, row)
                 if problem:
                     problems.append((row, problem))
@@ -429,11 +433,11 @@ class GpClient:
         return rows, problems
 
     def _wanted(self, entity: Entity, flat: Mapping[str, Any]) -> bool:
-        for column, accepted in entity.extra.get("match", {}).items():
+        for column, accepted in _options(entity).match.items():
             if not _value_in(flat.get(column), accepted):
                 return False
         if not self.include_unposted:
-            for column, values in entity.extra.get("unposted", {}).items():
+            for column, values in _options(entity).unposted.items():
                 if _value_in(flat.get(column), values):
                     return False
         return True

@@ -10,25 +10,21 @@ Every entity uses ``ModifiedDate`` (UTC, DEX_ROW_TS semantics) as a timestamp cu
 lookback. The SBA service is not known to filter, so
 the client filters on it; deletions never show up.
 
-``extra`` options read by ``GpClient``:
-
-* ``explode``: a list field split into one row per element (receipt and journal lines).
-* ``match``: column -> accepted values; other rows are dropped (e.g. only invoices).
-* ``unposted``: column -> values that mark unposted work documents; dropped unless the client
-  was built with ``include_unposted=True`` (GP keeps work, open and history tables).
-* ``derive``: new column -> ``("count", list field)`` or ``("minus", column_a, column_b)``.
+What an entity asks of ``GpClient`` beyond its columns is its ``GpOptions``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Mapping
+from typing import Literal, Mapping
 
 from erp_slack.model import Cursor, Entity, check_entities
 from erp_slack.slack.templates import TEMPLATES
 
 __all__ = [
+    "GpOptions",
     "ENTITIES",
     "PAYABLES_INVOICE",
     "PURCHASE_ORDER",
@@ -49,6 +45,27 @@ LOOKBACK = timedelta(minutes=10)
 RECEIPT_LOOKBACK = timedelta(days=2)
 
 _CURSOR = Cursor("ModifiedDate", kind="timestamp", lookback=LOOKBACK)
+
+
+@dataclass(frozen=True)
+class GpOptions:
+    """What a GP entity asks of the client beyond its columns.
+
+    Attributes:
+        explode: A list field split into one row per element (receipt and journal lines).
+        match: Column -> accepted values; other rows are dropped (only invoices, say).
+        unposted: Column -> values that mark unposted work documents; dropped unless the client
+            was built with ``include_unposted=True`` (GP keeps work, open and history tables).
+        derive: New column -> ``("count", list field)`` or ``("minus", column_a, column_b)``.
+        aliases: Column -> other shapes of the same fact, tried in order where GP's JSON is not
+            documented: ``(column, how)`` with ``how`` None (as is) or ``"year"`` (of a date).
+    """
+
+    explode: str | None = None
+    match: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unposted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    derive: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    aliases: Mapping[str, tuple[tuple[str, Literal["year"] | None], ...]] = field(default_factory=dict)
 
 
 def _labels(pairs: Mapping[int, str]) -> Mapping[str, str]:
@@ -122,7 +139,9 @@ PAYABLES_INVOICE = Entity(
         "invoice", "supplier", "supplier_name", "amount", "balance", "currency", "invoice_date", "due_date",
         "status", "approval", "hold", "po",
     ),
-    extra={"match": {"Type": ("Invoice", "1")}, "unposted": _UNPOSTED},
+    amount_field="amount",
+    party_field="supplier",
+    options=GpOptions(match={"Type": ("Invoice", "1")}, unposted=_UNPOSTED),
 )
 
 PURCHASE_ORDER = Entity(
@@ -160,7 +179,9 @@ PURCHASE_ORDER = Entity(
     template="purchase_order",
     status_field="status",
     currency_field="currency",
-    extra={"derive": {"LineCount": ("count", "Lines")}},
+    amount_field="total",
+    party_field="supplier",
+    options=GpOptions(derive={"LineCount": ("count", "Lines")}),
 )
 
 GOODS_RECEIPT = Entity(
@@ -200,9 +221,13 @@ GOODS_RECEIPT = Entity(
     status_field="status",
     currency_field="currency",
     optional=True,
-    # The receipt line number may sit under the line's own Key, as PO lines have it.
-    extra={"explode": "Lines", "unposted": _UNPOSTED,
-           "aliases": {"Lines.LineNumber": (("Lines.Key.LineNumber", None), ("Lines.Key.SequenceNumber", None))}},
+    amount_field="value",
+    party_field="supplier",
+    options=GpOptions(
+        explode="Lines", unposted=_UNPOSTED,
+        # The receipt line number may sit under the line's own Key, as PO lines have it.
+        aliases={"Lines.LineNumber": (("Lines.Key.LineNumber", None), ("Lines.Key.SequenceNumber", None))},
+    ),
 )
 
 GL_JOURNAL = Entity(
@@ -256,15 +281,16 @@ GL_JOURNAL = Entity(
         "debit", "credit", "currency", "posting_date", "status", "reverses",
     ),
     optional=True,
-    extra={
+    amount_field="amount",
+    options=GpOptions(
         # GP's published Web Services schema keys a journal by JournalId and Date, with no Year.
-        "aliases": {"Key.Year": (("Key.Date", "year"), ("TransactionDate", "year")),
-                    "Lines.SequenceNumber": (("Lines.Key.SequenceNumber", None),)},
-        "explode": "Lines",
+        aliases={"Key.Year": (("Key.Date", "year"), ("TransactionDate", "year")),
+                 "Lines.SequenceNumber": (("Lines.Key.SequenceNumber", None),)},
+        explode="Lines",
         # Posted only: work (GL10000) entries can still change and are never announced.
-        "match": {"TransactionState": ("Open", "History", "2", "3")},
-        "derive": {"Lines.NetAmount": ("minus", "Lines.DebitAmount.Value", "Lines.CreditAmount.Value")},
-    },
+        match={"TransactionState": ("Open", "History", "2", "3")},
+        derive={"Lines.NetAmount": ("minus", "Lines.DebitAmount.Value", "Lines.CreditAmount.Value")},
+    ),
 )
 
 VENDOR = Entity(
@@ -299,6 +325,7 @@ VENDOR = Entity(
     template="vendor",
     status_field="status",
     currency_field="currency",
+    party_field="vendor",
 )
 
 ENTITIES: tuple[Entity, ...] = (PAYABLES_INVOICE, PURCHASE_ORDER, GOODS_RECEIPT, GL_JOURNAL, VENDOR)

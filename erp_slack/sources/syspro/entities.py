@@ -20,7 +20,7 @@ picks one. Both carry the same entity names and fields, so routes and templates 
 which transport runs.
 
 **Columns SYSPRO does not hold.** A few fields need another table or arithmetic. They are named
-with a leading ``@`` and declared in ``extra["derive"]`` as ``Lookup`` (supplier name from
+with a leading ``@`` and declared in ``SysproOptions.derive`` as ``Lookup`` (supplier name from
 ``ApSupplier``), ``Rollup`` (PO line count and total from ``PorMasterDetail``), ``Period``
 (``YYYY-MM`` from year and month columns) and ``SignSplit`` (GL debit/credit from the signed
 ``EntryValue``). The client requests ``source_columns(entity)`` and fills the ``@`` columns.
@@ -47,6 +47,7 @@ __all__ = [
     "SignSplit",
     "Derivation",
     "derivations",
+    "SysproOptions",
     "source_columns",
     "entities_for",
 ]
@@ -147,9 +148,16 @@ class SignSplit:
 Derivation = Union[Lookup, Rollup, Period, SignSplit]
 
 
+@dataclass(frozen=True)
+class SysproOptions:
+    """What a SYSPRO entity asks of the client beyond its columns: the derived columns."""
+
+    derive: tuple[Derivation, ...] = ()
+
+
 def derivations(entity: Entity) -> tuple[Derivation, ...]:
-    """The derived columns an entity declares (empty for most sources)."""
-    return tuple(entity.extra.get("derive", ()))
+    """The derived columns an entity declares (none for an entity of another source)."""
+    return entity.options.derive if isinstance(entity.options, SysproOptions) else ()
 
 
 def source_columns(entity: Entity) -> tuple[str, ...]:
@@ -183,24 +191,28 @@ def _pair(
     labels: dict[str, dict[str, str]] | None = None,
     status_field: str | None = None,
     currency_field: str | None = None,
+    amount_field: str | None = None,
+    party_field: str | None = None,
     derive: tuple[Derivation, ...] = (),
 ) -> tuple[Entity, Entity]:
     """The e.net and the OData variant of one document; they differ only in the cursor.
 
     Both watch the same fields, so a document hashes to the same version whichever transport
-    read it (switching transport re-posts nothing). The supplier name is looked up from
-    ``ApSupplier``, not part of the document: renaming a supplier is no news about its invoices.
+    read it (switching transport re-posts nothing). A column looked up from another table (the
+    supplier name from ``ApSupplier``) is not part of the document and is never watched:
+    renaming a supplier is no news about its invoices.
     """
+    looked_up = {d.column for d in derive if isinstance(d, Lookup)}
     common = dict(
         source="syspro", name=name, title=title, table=table, key=key, template=template,
-        required=required, labels=labels or {}, status_field=status_field,
-        currency_field=currency_field, watch=tuple(f for f in fields if f != "supplier_name"),
+        required=required, labels=labels or {}, status_field=status_field, currency_field=currency_field,
+        amount_field=amount_field, party_field=party_field, options=SysproOptions(derive),
+        watch=tuple(f for f, column in fields.items() if column not in looked_up),
     )
     odata = Entity(
         cursor=Cursor(fields[date_field], "date", lookback=DATE_LOOKBACK),
         fields=fields,
         types=types,
-        extra={"derive": derive, "transport": "odata"},
         **common,  # type: ignore[arg-type]
     )
     enet = Entity(
@@ -209,7 +221,6 @@ def _pair(
         types={**types, "row_version": "int"},
         # A backfill given dates reads the same documents by their date column (e.net can).
         by_date=odata,
-        extra={"derive": derive, "transport": "enet"},
         **common,  # type: ignore[arg-type]
     )
     return enet, odata
@@ -253,6 +264,8 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
     required=("supplier", "invoice", "amount"),
     status_field="status",
     currency_field="currency",
+    amount_field="amount",
+    party_field="supplier",
     derive=(_SUPPLIER_NAME,),
 )
 
@@ -294,9 +307,53 @@ PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
     },
     status_field="status",
     currency_field="currency",
+    amount_field="total",
+    party_field="supplier",
     derive=(
         _SUPPLIER_NAME,
         Rollup(table="PorMasterDetail", match="PurchaseOrder", order=("PurchaseOrder", "Line"),
+               quantity="MOrderQty", price="MPrice", count_column="@LineCount",
+               total_column="@OrderTotal", changes="TimeStamp"),
+    ),
+)
+
+# Sales orders. Like a PO, the order holds no total: count and value come from its lines
+# (SorDetail). The customer's name is on the order itself. OrderStatus codes are SYSPRO's
+# sales order statuses; the labels below are the common ones, other codes show as stored.
+SALES_ORDER_ENET, SALES_ORDER_ODATA = _pair(
+    name="sales_order",
+    title="Sales order",
+    table="SorMaster",
+    key=("SalesOrder",),
+    date_field="order_date",
+    fields={
+        "order": "SalesOrder",
+        "customer": "Customer",
+        "customer_name": "CustomerName",
+        "status": "OrderStatus",
+        "line_count": "@LineCount",
+        "total": "@OrderTotal",
+        "currency": "Currency",
+        "order_date": "OrderDate",
+        "ship_date": "ReqShipDate",
+        "customer_po": "CustomerPoNumber",
+        "salesperson": "Salesperson",
+        "branch": "Branch",
+        "warehouse": "Warehouse",
+    },
+    template="sales_order",
+    types={"line_count": "int", "total": "decimal", "order_date": "date", "ship_date": "date"},
+    required=("order", "customer"),
+    labels={
+        "status": {"0": "In process", "1": "Open order", "2": "Open back order", "3": "Released back order",
+                   "4": "In warehouse", "8": "To invoice", "9": "Complete", "S": "Suspense", "*": "Cancelled"},
+    },
+    status_field="status",
+    currency_field="currency",
+    amount_field="total",
+    party_field="customer",
+    derive=(
+        Rollup(table="SorDetail", match="SalesOrder", order=("SalesOrder", "SalesOrderLine"),
                quantity="MOrderQty", price="MPrice", count_column="@LineCount",
                total_column="@OrderTotal", changes="TimeStamp"),
     ),
@@ -338,6 +395,8 @@ GOODS_RECEIPT_ENET, GOODS_RECEIPT_ODATA = _pair(
     },
     required=("grn", "supplier"),
     currency_field="currency",
+    amount_field="value",
+    party_field="supplier",
     derive=(_SUPPLIER_NAME,),
 )
 
@@ -373,6 +432,8 @@ AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
         "posting_date": "date",
     },
     required=("journal", "entry", "amount"),
+    amount_field="amount",
+    party_field="supplier",
     derive=(_SUPPLIER_NAME, Period(column="@Period", year="TrnYear", month="TrnMonth")),
 )
 
@@ -416,6 +477,7 @@ GL_JOURNAL_ENET, GL_JOURNAL_ODATA = _pair(
     required=("journal", "entry", "account", "amount"),
     labels={"status": {"Y": "Posted", "N": "Not posted"}},
     status_field="status",
+    amount_field="amount",
     derive=(
         Period(column="@Period", year="GlYear", month="GlPeriod"),
         SignSplit(value="EntryValue", debit_column="@Debit", credit_column="@Credit"),
@@ -423,10 +485,11 @@ GL_JOURNAL_ENET, GL_JOURNAL_ODATA = _pair(
 )
 
 ENTITIES_ENET: tuple[Entity, ...] = (
-    AP_INVOICE_ENET, PURCHASE_ORDER_ENET, GOODS_RECEIPT_ENET, AP_JOURNAL_ENET, GL_JOURNAL_ENET,
+    AP_INVOICE_ENET, PURCHASE_ORDER_ENET, GOODS_RECEIPT_ENET, AP_JOURNAL_ENET, GL_JOURNAL_ENET, SALES_ORDER_ENET,
 )
 ENTITIES_ODATA: tuple[Entity, ...] = (
     AP_INVOICE_ODATA, PURCHASE_ORDER_ODATA, GOODS_RECEIPT_ODATA, AP_JOURNAL_ODATA, GL_JOURNAL_ODATA,
+    SALES_ORDER_ODATA,
 )
 ENTITIES: tuple[Entity, ...] = ENTITIES_ENET
 
