@@ -302,10 +302,8 @@ class Store:
                 )
                 result.ids.append(row_id)
                 result.new += 1
-            # De-duplicated rows (a bad or future-dated row re-read) are checked against the
-            # audit trail for the whole page at once: one lookup per row scanned every earlier row
-            # of its kind, which made a backfill with many such rows quadratic. The rows written
-            # and their order are the same as checking each in turn.
+            # Audit rows marked ``dedupe`` (a bad or future-dated row re-read on every poll) are
+            # written once: checked against the audit trail for the whole page in one query.
             seen = self._audited(conn, [a for a in audit if a.get("dedupe")])
             for a in audit:
                 key = _audit_key(a)

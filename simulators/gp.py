@@ -358,7 +358,7 @@ class GpSimulator:
         tenant: Tenant name in the URL (``DefaultTenant`` on single-tenant installs).
         companies: Company display names; the first gets the Fabrikam seed data (``seed``).
         seed: Load the sample records of reference into the first company.
-        envelope: ``"payload"`` wraps bodies in ``{"Payload": ...}``; ``"bare"`` does not ( unknown).
+        envelope: ``"payload"`` wraps bodies in ``{"Payload": ...}``; ``"bare"`` does not (which one GP uses is unknown).
         list_shape: ``"array"`` (a JSON array) or ``"object"`` (``{"Items": [...], "Count": n}``).
         page_size: Rows per list page with a next link; ``None`` returns whole lists.
         expose_gl: Serve ``Financials/GeneralLedger/Transactions``; False answers 404.
@@ -366,7 +366,7 @@ class GpSimulator:
         advertise: Schemes offered on the first 401, in order (whether GP offers NTLM is unknown).
         require_cbt: Demand TLS channel binding (Extended Protection) on HTTPS.
         reauth_per_request: Challenge every request instead of trusting the authenticated connection.
-        error_style: ``"json"`` error bodies ( convention) or ``"empty"`` bodies.
+        error_style: ``"json"`` error bodies (a guess at GP's style) or ``"empty"`` bodies.
         clock: Returns "now" as an aware UTC datetime; defaults to the real clock.
     """
 

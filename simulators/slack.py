@@ -4,7 +4,7 @@
 instance, served on loopback by ``simulators._http.serve_on_loopback``. It follows Slack's Web API documentation:
 
 * routing: ``/api/<method>`` and ``/<method>``, GET or POST; query string first, then a JSON,
-  form-urlencoded or empty body ( lists what ``slack_sdk`` sends for each method);
+  form-urlencoded or empty body (whatever ``slack_sdk`` sends for each method);
 * a workspace: team, bot identity, tokens, channels with membership and archiving, messages
   with threads, metadata and edit history;
 * Slack's error contract: business errors are HTTP 200 ``ok:false``, rate limits are HTTP
@@ -68,7 +68,7 @@ __all__ = [
 
 DEFAULT_TOKEN = "xoxb-sim-token"
 ERP_CHANNELS = ("ap-invoices", "purchasing", "warehouse", "gl-postings", "finance-alerts", "ap-large", "sales")
-# Tier rates per minute ( table); pass as ``method_per_minute=SLACK_TIERS`` to enforce them.
+# Tier rates per minute (Slack's published tiers); pass as ``method_per_minute=SLACK_TIERS`` to enforce them.
 SLACK_TIERS: Mapping[str, int] = {
     "chat.update": 50,
     "chat.getPermalink": 100,
@@ -886,7 +886,7 @@ class SlackSimulator:
                     "invalid_blocks", errors=errors, response_metadata={"messages": [f"[ERROR] {e}" for e in errors]}
                 )
             if block_text_length(blocks) > self.max_block_text:
-                raise SlackError("msg_blocks_too_long")  # undocumented cumulative cap ( note)
+                raise SlackError("msg_blocks_too_long")  # an undocumented cumulative cap
         if attachments is not None:
             if not isinstance(attachments, list):
                 raise SlackError("invalid_attachments")
@@ -896,7 +896,7 @@ class SlackSimulator:
             raise SlackError("no_text")
         if text is not None and len(text) > _MAX_TEXT:
             if update:
-                raise SlackError("msg_too_long")  # still listed for chat.update ( note)
+                raise SlackError("msg_too_long")  # still listed for chat.update
             text = text[:_MAX_TEXT]
             warnings.append("message_truncated")
         out: dict[str, Any] = {}

@@ -96,8 +96,8 @@ def _dt(*names: str) -> list[_Col]:
 
 _TS = [_Col("TimeStamp", "ts")]
 
-# Column names and types from (DJ inspectdb, BB procs) and the seed tables of; only the
-# columns the seed uses, in the order SYSPRO lists them, each table ending with TimeStamp.
+# Column names and types as SYSPRO's data dictionary and open-source integrations give them; only
+# the columns the seed uses, in the order SYSPRO lists them, each table ending with TimeStamp.
 _SCHEMA: dict[str, tuple[tuple[str, ...], list[_Col]]] = {
     "ApSupplier": (
         ("Supplier",),
@@ -185,7 +185,7 @@ _SCHEMA: dict[str, tuple[tuple[str, ...], list[_Col]]] = {
     ),
 }
 
-# PO status codes (BB, RUBY, H-PO, LUNTU) - used for the bulk generator only.
+# PO status codes, used for the bulk generator only.
 _PO_STATUSES = ("0", "1", "4", "9")
 
 
@@ -530,7 +530,7 @@ class SysproSimulator:
         licence_seats_total: e.net seats across operators (unknown).
         clock: Monotonic seconds; ``advance()`` adds to it so tests never sleep.
         token_style: ``syspro7`` (32 hex + ``00`` + two spaces) or ``long``.
-        accept_untrimmed_token: Accept the token with its trailing spaces (RUBY did).
+        accept_untrimmed_token: Accept the token with its trailing spaces (one open-source client relies on it).
         require_company_password: Refuse a Logon without the ``CompanyPassword`` parameter.
         version_string: ``GetVersion`` body. ``xml_version``: the ``Version`` attribute of replies.
         pad_numbers: Left-pad COMFND decimals (unknown).
@@ -813,7 +813,7 @@ class SysproSimulator:
             return [self.insert_invoice(journal_date=d, **kwargs) for _ in range(n)]
 
     def insert_backdated_invoice(self, days_back: int = 10, **kwargs: Any) -> dict[str, Any]:
-        """Capture an invoice dated ``days_back`` days before ``business_date`` ( pitfall)."""
+        """Capture an invoice dated ``days_back`` days before ``business_date`` (back-dated supplier documents are common)."""
         d = self.business_date - timedelta(days=days_back)
         kwargs.setdefault("invoice_date", d)
         kwargs.setdefault("journal_date", d)
@@ -843,7 +843,7 @@ class SysproSimulator:
             return self.update("ApInvoice", (supplier, invoice), MthInvBal1=balance - pay)
 
     def set_po_status(self, po: str, status: str) -> dict[str, Any]:
-        """Move a purchase order to another OrderStatus ( codes)."""
+        """Move a purchase order to another OrderStatus code."""
         changes: dict[str, Any] = {"OrderStatus": status}
         if status == "9":
             changes["DatePoCompleted"] = self.business_date

@@ -11,7 +11,7 @@ Tables and columns are SYSPRO's own: ``ApInvoice``,
   status. Whether COMFND exposes it on a real system is unknown; the simulator does,
   and this must be checked on a live SYSPRO before production.
 * ``ENTITIES_ODATA`` (OData v4): ``TimeStamp`` comes back as ``Edm.Binary`` and ASP.NET OData over
-  Entity Framework cannot range-compare binary ( unknown/inferred), so the cursor is each document's date
+  Entity Framework is not known to range-compare binary values (inferred), so the cursor is each document's date
   column with a 3-day lookback. Date cursors see inserts only; rows re-read in the
   lookback are dropped by the outbox's (key, version) uniqueness.
 
@@ -130,7 +130,7 @@ class Period:
 
 @dataclass(frozen=True)
 class SignSplit:
-    """Debit (positive ``value``) and credit (minus a negative ``value``) columns ( inferred)."""
+    """Debit (positive ``value``) and credit (minus a negative ``value``) columns (the sign convention is inferred, not documented)."""
 
     value: str
     debit_column: str
@@ -228,8 +228,8 @@ def _pair(
 
 _SUPPLIER_NAME = Lookup(column="@SupplierName", table="ApSupplier", match="Supplier", value="SupplierName")
 
-# Supplier invoices. The amount is OrigInvValue, the open balance MthInvBal1 (BB uses it
-# as the current balance). JournalDate is the posting date - the OData cursor, because
+# Supplier invoices. The amount is OrigInvValue, the open balance MthInvBal1 (open-source
+# SYSPRO integrations read it as the current balance). JournalDate is the posting date - the OData cursor, because
 # InvoiceDate is the supplier's document date and is often back-dated.
 AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
     name="ap_invoice",
@@ -270,7 +270,7 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
 )
 
 # Purchase orders. No total column exists: count and value come from the detail lines.
-# OrderStatus codes are (BB, RUBY, H-PO, LUNTU).
+# OrderStatus codes as open-source SYSPRO integrations decode them.
 PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
     name="purchase_order",
     title="Purchase order",

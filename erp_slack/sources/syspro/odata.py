@@ -82,7 +82,7 @@ def odata_literal(value: Any) -> str:
     """A value as an OData v4 URL literal.
 
     Strings are quoted with ``'`` doubled (``O'Brien`` -> ``'O''Brien'``); dates become
-    ``DateTimeOffset`` midnight UTC ( inferred); numbers stay bare; an int rowversion becomes
+    ``DateTimeOffset`` midnight UTC (inferred); numbers stay bare; an int rowversion becomes
     a ``binary'…'`` literal.
     """
     if isinstance(value, bool):
