@@ -39,7 +39,6 @@ __all__ = [
 
 CursorKind = Literal["rowversion", "timestamp", "date"]
 CursorValue = int | datetime | date
-FieldType = Literal["str", "decimal", "date", "datetime", "int", "bool"]
 FIELD_TYPES: tuple[str, ...] = ("str", "decimal", "date", "datetime", "int", "bool")
 
 # Longest text kept from one ERP field. Slack's limits are far lower; this only stops a 50 KB

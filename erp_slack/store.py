@@ -193,15 +193,6 @@ class Store:
         with self.engine.begin() as conn:
             return self._advance(conn, source, company, entity, kind, value, flow_run_id)[1]
 
-    def reset_watermark(self, source: str, company: str, entity: str) -> None:
-        """Forget a watermark (the next poll reads from the beginning; the outbox stops repeats)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                watermarks.delete().where(
-                    watermarks.c.source == source, watermarks.c.company == company, watermarks.c.entity == entity
-                )
-            )
-
     def has_deliveries(self, source: str, company: str, entity: str) -> bool:
         """Whether the outbox holds a live row of this (source, company, entity) other than the
         first-run baseline's.

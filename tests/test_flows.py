@@ -27,7 +27,7 @@ def _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path) -> str:
 def test_syspro_flow_posts_seeded_documents_once(prefect_harness, block_names, syspro_sim, slack_sim, tmp_path):
     from flows.syspro import syspro_to_slack
 
-    db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
+    _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"],
                  first_run="post")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-import pytest
 
 from erp_slack.model import Cursor, Entity
 from erp_slack.slack.gateway import SlackGateway

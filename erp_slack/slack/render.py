@@ -303,25 +303,6 @@ def _message(text: str, blocks: list[Any], metadata: dict[str, Any]) -> Message:
     return Message(text=text or "ERP notification", blocks=dicts, metadata=metadata)
 
 
-def block_text_size(blocks: Sequence[Mapping[str, Any]]) -> int:
-    """Characters of text across blocks, as Slack's cumulative limit counts them (roughly)."""
-    total = 0
-
-    def walk(node: Any) -> None:
-        nonlocal total
-        if isinstance(node, dict):
-            if node.get("type") in ("plain_text", "mrkdwn"):
-                total += len(node.get("text", ""))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(list(blocks))
-    return total
-
-
 def render_alert(title: str, body: str, *, ok: bool) -> Message:
     """An operational alert for the ops channel (failure or recovery); ``body`` is escaped."""
     emoji = ":white_check_mark:" if ok else ":rotating_light:"

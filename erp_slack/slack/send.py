@@ -78,12 +78,10 @@ class LaneStats:
     messages: int = 0
     records: int = 0
     rate_limited: int = 0
-    retries: int = 0
     reconciled: int = 0
     failed: int = 0
     dead: int = 0
     first_post: float | None = None
-    last_post: float | None = None
 
 
 @dataclass
@@ -94,7 +92,6 @@ class DrainReport:
     halted: str | None = None
     reconciled: int = 0
     unverifiable: int = 0  # records given up as "may or may not be in Slack" (now failed)
-    elapsed: float = 0.0
 
     @property
     def messages(self) -> int:
@@ -190,7 +187,6 @@ class Drainer:
         for t in threads:
             t.join()
         report.halted = self._halt
-        report.elapsed = self.clock.now() - start
         return report
 
     # --- scheduling -----------------------------------------------------------------------
@@ -348,7 +344,6 @@ class Drainer:
         lane.stats.messages += 1
         lane.stats.records += len(rows)
         lane.stats.first_post = lane.stats.first_post if lane.stats.first_post is not None else now
-        lane.stats.last_post = now
         lane.held = None
 
     def _apply(self, lane: _Lane, rows: Sequence[Delivery], decision: P.Decision, started: float | None = None) -> float | None:
@@ -356,7 +351,6 @@ class Drainer:
         now = self.clock.now()
         scale = self.settings.time_scale
         if isinstance(decision, P.RetryIn):
-            lane.stats.retries += 1
             # A wait longer than the lease lets another drainer take the batch over; the
             # ownership check before the next post (still_mine) then stops us posting it too.
             self.store.renew(ids, worker=self.worker)
