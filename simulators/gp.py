@@ -67,6 +67,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote, unquote
 
+from simulators._faults import COMMON_KINDS, Fault, FaultQueue
 from simulators._http import Request, Response, Served, serve_on_loopback
 
 __all__ = [
@@ -110,7 +111,7 @@ _APPROVAL: Mapping[int, str] = {
 }
 _APPROVAL_CODES = {name.lower(): code for code, name in _APPROVAL.items()}
 
-FAULTS = ("503", "500", "drop", "delay", "html", "truncated", "auth_401", "403")
+FAULTS = (*COMMON_KINDS, "auth_401")
 
 # Segments that may follow the company key; they mark the balanced closing parenthesis when the
 # company name itself contains raw parentheses ( "Key parsing").
@@ -289,17 +290,6 @@ class _User:
     epoch: int = 0  # bumped on password change: authenticated connections must log on again
 
 
-@dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    path: str | None
-    seconds: float
-
-    def matches(self, path: str) -> bool:
-        return self.path is None or self.path in path
-
-
 @dataclass(frozen=True)
 class _Route:
     tenant: str
@@ -410,7 +400,7 @@ class GpSimulator:
             # MSDN samples use company ID -1 for the sample company.
             self._companies[name] = _Company(-1 if i == 0 else i + 1, name)
         self.company = companies[0]
-        self._faults: list[_Fault] = []
+        self._faults: FaultQueue[Fault] = FaultQueue(FAULTS)
         self._counters: Counter[str] = Counter()
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_SIZE)
         self._conn_ids = itertools.count(1)
@@ -594,29 +584,19 @@ class GpSimulator:
 
     # --- faults and counters ---------------------------------------------------------------------
 
-    def inject(self, kind: str, *, times: int = 1, path: str | None = None, seconds: float = 1.0) -> None:
-        """Make the next ``times`` matching API requests fail.
-
-        Args:
-            kind: ``503`` / ``500`` (error status), ``drop`` (close the socket without answering),
-                ``delay`` (answer normally after ``seconds``), ``html`` (an HTML page with 200),
-                ``truncated`` (200 with the JSON body cut in half), ``auth_401`` (the handshake
-                completes with the right password but the answer is a final 401), ``403``.
-            times: How many requests the fault hits.
-            path: Only requests whose decoded path contains this text.
-            seconds: Stall for ``delay``.
+    def inject(self, kind: str, *, times: int = 1, path: str | None = None, status: int = 503,
+               seconds: float = 1.0) -> None:
+        """Make the next ``times`` matching API requests fail (``simulators/_faults.py`` says what
+        each kind does): ``status`` (GP's JSON error body with ``status``: 503, 500, 403, ...),
+        ``html``, ``truncated``, ``drop``, ``delay``, or ``auth_401`` (the handshake completes
+        with the right password but the answer is a final 401). ``path``: only requests whose
+        decoded path contains this text.
         """
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(kind, int(times), path, float(seconds)))
+        self._faults.add(Fault(kind, times, path, status, seconds))
 
     def clear_faults(self) -> None:
         """Forget every injected fault that has not fired yet."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def counters(self) -> dict[str, int]:
         """A snapshot of the request counters.
@@ -1135,7 +1115,7 @@ class GpSimulator:
                 403, "GP.Forbidden", f"User '{user.gp_user}' does not have access to company '{route.company}'."
             )
         fault = self._take_fault(unquote(req.path), exclude=("auth_401",))
-        if fault is not None and fault.kind in ("503", "500", "drop", "html", "403"):
+        if fault is not None and fault.kind in ("status", "drop", "html"):
             return self._fault_response(fault)
         resp = self._resource(req, route)
         if fault is not None and fault.kind == "delay":
@@ -1288,23 +1268,17 @@ class GpSimulator:
     # --- faults ----------------------------------------------------------------------------------
 
     def _peek_fault(self, path: str, kind: str) -> bool:
-        with self._lock:
-            return any(f.kind == kind and f.matches(path) for f in self._faults)
+        return self._faults.find(lambda f: f.kind == kind and f.matches(path)) is not None
 
-    def _take_fault(self, path: str, *, only: Sequence[str] = (), exclude: Sequence[str] = ()) -> _Fault | None:
-        with self._lock:
-            for f in self._faults:
-                if (only and f.kind not in only) or f.kind in exclude or not f.matches(path):
-                    continue
-                f.remaining -= 1
-                if f.remaining <= 0:
-                    self._faults.remove(f)
+    def _take_fault(self, path: str, *, only: Sequence[str] = (), exclude: Sequence[str] = ()) -> Fault | None:
+        f = self._faults.take(lambda f: not ((only and f.kind not in only) or f.kind in exclude or not f.matches(path)))
+        if f is not None:
+            with self._lock:
                 self._counters["faults"] += 1
-                self._counters[f"fault_{f.kind}"] += 1
-                return f
-        return None
+                self._counters[f"fault_{f.status if f.kind == 'status' else f.kind}"] += 1
+        return f
 
-    def _fault_response(self, f: _Fault) -> Response:
+    def _fault_response(self, f: Fault) -> Response:
         if f.kind == "drop":
             return Response(drop=True)
         if f.kind == "html":
@@ -1312,12 +1286,12 @@ class GpSimulator:
             page = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body>" \
                 b"<h1>The service is temporarily unavailable.</h1></body></html>"
             return Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
-        if f.kind == "503":
+        if f.status == 503:
             return self._error(503, "GP.ServiceUnavailable", "The Dynamics GP service is not available.")
-        if f.kind == "403":
+        if f.status == 403:
             return self._error(403, "GP.Forbidden", "Access to this resource is denied.")
         # System exceptions carry a generic "contact your administrator" message.
-        return self._error(500, "GP.SystemError", "The system encountered an error. Contact your administrator.")
+        return self._error(f.status, "GP.SystemError", "The system encountered an error. Contact your administrator.")
 
     # --- NTLM / Negotiate ------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
 
+from simulators._faults import FaultQueue
 from simulators._http import Request, Response, json_response, run_forever
 
 __all__ = [
@@ -144,7 +145,7 @@ class _Fault:
     retry_after: float | None
     channel: str | None
     stored_then_failed: bool
-    delay: float
+    seconds: float
     drop: bool
 
 
@@ -507,7 +508,7 @@ class SlackSimulator:
             self._tokens: dict[str, tuple[_Bot, str | None]] = {self.token: (self.bot, None)}
             self._channels: dict[str, _Channel] = {}
             self._messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            self._faults: list[_Fault] = []
+            self._faults: FaultQueue[_Fault] = FaultQueue()
             self._calls: list[Call] = []
             self._post_log: list[PostAttempt] = []
             self._buckets: dict[str, _Bucket] = {}
@@ -572,7 +573,7 @@ class SlackSimulator:
         retry_after: float | None = None,
         channel: str | None = None,
         stored_then_failed: bool = False,
-        delay: float = 0.0,
+        seconds: float = 0.0,
         drop: bool = False,
     ) -> None:
         """Queue a fault for the next ``times`` calls of ``method`` (``"*"`` matches every method).
@@ -589,20 +590,20 @@ class SlackSimulator:
             stored_then_failed: handle the call for real (the message is stored) and then answer
                 HTTP 500 (or ``status`` if it is 5xx), or drop the connection with ``drop`` (
                 ``after_commit``). Only a call that succeeded consumes the fault.
-            delay: real seconds to stall the answer (client timeouts); alone, it delays a normal answer.
+            seconds: real seconds to stall the answer (client timeouts); alone, it delays a normal answer.
             drop: close the connection without answering (the message is not stored unless
                 ``stored_then_failed``).
         """
         if retry_after is not None and status == 200:
             status = 429
-        if status == 200 and error is None and not (stored_then_failed or drop or delay):
+        if status == 200 and error is None and not (stored_then_failed or drop or seconds):
             raise ValueError("a fault needs an error, a status, a delay, a drop or stored_then_failed")
         with self._lock:
             target = None
             if channel is not None:
                 target = self._lookup(channel).id if self._find(channel) else channel
-            self._faults.append(
-                _Fault(method, error, status, times, retry_after, target, stored_then_failed, delay, drop)
+            self._faults.add(
+                _Fault(method, error, status, times, retry_after, target, stored_then_failed, seconds, drop)
             )
 
     # -- inspection ------------------------------------------------------------------------------
@@ -722,7 +723,7 @@ class SlackSimulator:
                 status = fault.status if fault.status >= 500 else 500
                 response = Response(drop=True) if fault.drop else _html(status)
             self._consume(fault)
-            response.delay = fault.delay
+            response.delay = fault.seconds
             return self._record(ctx, method, request.method, response, injected=True)
 
     def _dispatch(self, method: str, token: str | None, ctx: _Ctx) -> Response:
@@ -781,10 +782,7 @@ class SlackSimulator:
 
     def _next_fault(self, method: str, args: Mapping[str, Any]) -> _Fault | None:
         channel = self._channel_of(args)
-        for f in self._faults:
-            if f.method in (method, "*") and f.channel in (None, channel):
-                return f
-        return None
+        return self._faults.find(lambda f: f.method in (method, "*") and f.channel in (None, channel))
 
     @staticmethod
     def _passthrough(f: _Fault) -> bool:
@@ -792,13 +790,11 @@ class SlackSimulator:
         return f.status == 200 and f.error is None and not f.drop
 
     def _consume(self, f: _Fault) -> None:
-        f.times -= 1
-        if f.times <= 0:
-            self._faults.remove(f)
+        self._faults.consume(f)
 
     def _fault_response(self, f: _Fault) -> Response:
         if f.drop:
-            return Response(drop=True, delay=f.delay)
+            return Response(drop=True, delay=f.seconds)
         if f.status == 429:
             wait = f.retry_after if f.retry_after is not None else 1.0
             headers = {
@@ -811,7 +807,7 @@ class SlackSimulator:
             resp = _html(f.status)
         else:
             resp = json_response({"ok": False, "error": f.error}, f.status)
-        resp.delay = f.delay
+        resp.delay = f.seconds
         return resp
 
     # -- channels and messages -------------------------------------------------------------------

@@ -49,6 +49,7 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
+from simulators._faults import COMMON_KINDS, Fault, FaultQueue
 from simulators._http import Request, Response, json_response, serve_on_loopback
 
 __all__ = ["SysproSimulator", "ENET_PREFIX", "ODATA_PREFIX", "INVALID_SESSION", "main"]
@@ -509,14 +510,7 @@ class _Session:
     token: str = ""  # as handed out, trailing spaces included
 
 
-@dataclass
-class _Fault:
-    mode: str
-    count: int
-    path: str | None
-    status: int
-    text: str
-    delay: float
+FAULTS = (*COMMON_KINDS, "error_text")
 
 
 class SysproSimulator:
@@ -608,7 +602,7 @@ class SysproSimulator:
         self.public_scheme = "http"  # set to "https" when served with TLS (absolute nextLinks)
         self._seed = seed
         self._sessions: dict[str, _Session] = {}
-        self._faults: list[_Fault] = []
+        self._faults: FaultQueue[Fault] = FaultQueue(FAULTS)
         self.counters: Counter[str] = Counter()
         self.request_log: deque[dict[str, Any]] = deque(maxlen=2000)
         self._streams: OrderedDict[tuple, tuple[int, Iterator[tuple]]] = OrderedDict()
@@ -1022,34 +1016,22 @@ class SysproSimulator:
 
     # -- faults ---------------------------------------------------------------------------------
 
-    def inject(self, mode: str, *, count: int = 1, path: str | None = None, status: int = 503,
-               text: str = "ERROR: e.net exception 100000", delay: float = 1.0) -> None:
-        """Make the next ``count`` matching calls fail.
-
-        Modes: ``error_text`` (HTTP 200 with ``text``), ``http`` (``status`` with an HTML body),
-        ``html`` (an HTML error page at HTTP 200, as a proxy or IIS gives), ``delay`` (answer
-        after ``delay`` seconds), ``drop`` (close the connection without answering),
-        ``truncate`` (the real answer cut in half). ``path`` matches an endpoint name such as
-        ``Logon``, ``Query/Query`` or ``odata`` (case-insensitive); None matches every call.
+    def inject(self, kind: str, *, times: int = 1, path: str | None = None, status: int = 503,
+               text: str = "ERROR: e.net exception 100000", seconds: float = 1.0) -> None:
+        """Make the next ``times`` matching calls fail (``simulators/_faults.py`` says what each
+        kind does): ``status``, ``html``, ``truncated``, ``drop``, ``delay``, or ``error_text``
+        (HTTP 200 with ``text``, e.net's way of failing). ``path`` matches an endpoint name such
+        as ``Logon``, ``Query/Query`` or ``odata`` (case-insensitive); None matches every call.
         """
-        if mode not in ("error_text", "http", "html", "delay", "drop", "truncate"):
-            raise ValueError(f"unknown fault mode {mode!r}")
-        with self._lock:
-            self._faults.append(_Fault(mode, count, path.lower() if path else None, status, text, delay))
+        self._faults.add(Fault(kind, times, path, status, seconds, text))
 
     def clear_faults(self) -> None:
         """Remove every pending fault."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
-    def _take_fault(self, endpoint: str) -> _Fault | None:
-        for f in self._faults:
-            if f.path is None or f.path == endpoint.lower() or (f.path == "odata" and endpoint.startswith("odata")):
-                f.count -= 1
-                if f.count <= 0:
-                    self._faults.remove(f)
-                return f
-        return None
+    def _take_fault(self, endpoint: str) -> Fault | None:
+        return self._faults.take(lambda f: f.path is None or f.path.lower() == endpoint.lower()
+                                 or (f.path.lower() == "odata" and endpoint.startswith("odata")))
 
     def reset_counters(self) -> None:
         """Zero the per-endpoint request counters and the request log."""
@@ -1086,24 +1068,24 @@ class SysproSimulator:
                 return handler()
             return self._faulty(fault, handler)
 
-    def _faulty(self, fault: _Fault, handler: Callable[[], Response]) -> Response:
-        if fault.mode == "error_text":
+    def _faulty(self, fault: Fault, handler: Callable[[], Response]) -> Response:
+        if fault.kind == "error_text":
             return Response(200, fault.text.encode("cp1252", "replace"), dict(_ENET_HEADERS))
-        if fault.mode == "http":
+        if fault.kind == "status":
             body = (f"<html><head><title>{fault.status} Service Unavailable</title></head>"
                     f"<body><h1>HTTP Error {fault.status}</h1></body></html>").encode()
             return Response(fault.status, body, {"Content-Type": "text/html"})
-        if fault.mode == "html":
+        if fault.kind == "html":
             body = (b"<!DOCTYPE html>\r\n<html><head><title>IIS 10.0 Detailed Error</title></head>"
                     b"<body><h3>The page cannot be displayed because an internal server error has "
                     b"occurred.</h3></body></html>")
             return Response(200, body, {"Content-Type": "text/html"})
-        if fault.mode == "drop":
+        if fault.kind == "drop":
             return Response(drop=True)
         resp = handler()
-        if fault.mode == "delay":
-            resp.delay = fault.delay
-        elif fault.mode == "truncate":
+        if fault.kind == "delay":
+            resp.delay = fault.seconds
+        elif fault.kind == "truncated":
             resp.body = resp.body[: max(1, len(resp.body) // 2)]
         return resp
 
@@ -1450,7 +1432,7 @@ class SysproSimulator:
             self.advance(float(body.get("advance", 0)))
             return json_response({"now": self.now()})
         if (m, p) == ("POST", "/faults"):
-            self.inject(body.pop("mode"), **body)
+            self.inject(body.pop("kind"), **body)
             return json_response({"ok": True})
         if (m, p) == ("DELETE", "/faults"):
             self.clear_faults()

@@ -836,17 +836,17 @@ class Fault:
 
 
 MALFORMED = [
-    pytest.param(Fault("enet", inject=lambda s: s.inject("truncate", count=99, path="Query/Query")),
+    pytest.param(Fault("enet", inject=lambda s: s.inject("truncated", times=99, path="Query/Query")),
                  id="syspro-enet-truncated-xml"),
-    pytest.param(Fault("enet", inject=lambda s: s.inject("html", count=99, path="Query/Query")),
+    pytest.param(Fault("enet", inject=lambda s: s.inject("html", times=99, path="Query/Query")),
                  id="syspro-enet-html-error-page-with-200"),
     pytest.param(Fault("enet", reply=_xml_labelled_json), id="syspro-enet-json-instead-of-xml"),
     pytest.param(Fault("enet", inject=lambda s: s.inject(
-        "error_text", count=99, path="Query/Query", text="ERROR: <!channel> e.net licence <@U1> exceeded")),
+        "error_text", times=99, path="Query/Query", text="ERROR: <!channel> e.net licence <@U1> exceeded")),
         id="syspro-enet-error-text-with-slack-syntax"),
-    pytest.param(Fault("odata", inject=lambda s: s.inject("truncate", count=99, path="odata")),
+    pytest.param(Fault("odata", inject=lambda s: s.inject("truncated", times=99, path="odata")),
                  id="syspro-odata-truncated-json"),
-    pytest.param(Fault("odata", inject=lambda s: s.inject("html", count=99, path="odata")),
+    pytest.param(Fault("odata", inject=lambda s: s.inject("html", times=99, path="odata")),
                  id="syspro-odata-html-error-page-with-200"),
     pytest.param(Fault("odata", reply=_atom_instead_of_json), id="syspro-odata-atom-xml-instead-of-json"),
     pytest.param(Fault("gp", inject=lambda s: s.inject("truncated", times=99, path=VENDORS)), id="gp-truncated-json"),

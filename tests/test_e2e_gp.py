@@ -194,7 +194,8 @@ class _FaultAfterFirstPage:
         for page in self._client.pages(entity, **kw):
             yield page
             if entity.name == self._entity and not self.armed:
-                self._sim.inject(self._fault, times=self._times, path=self._path)
+                kind, status = ("status", 503) if self._fault == "503" else (self._fault, 503)
+                self._sim.inject(kind, status=status, times=self._times, path=self._path)
                 self.armed = True
 
     def close(self) -> None:

@@ -475,7 +475,7 @@ def test_run_failing_half_way_still_logs_off_and_resumes(rig: Rig) -> None:
         if armed[0] and _table_of(request) == "PorMasterHdr":
             # The server goes away while the second entity is read: every try of this read
             # (three, the client's retry cap) has its connection dropped.
-            sim.inject("drop", count=3)
+            sim.inject("drop", times=3)
             armed[0] = False
 
     with pytest.raises(SourceUnavailable, match=rf"SYSPRO {rig.transport} request failed"):

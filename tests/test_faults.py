@@ -276,32 +276,32 @@ SYSPRO_FAULTS = {
     "enet-session-expired-mid-scan": SourceFault(
         after=2, arm=_idle, audit={"relogon": 1, "logon": 2, "retry": 0, "alert_raised": 0}),
     "enet-session-refused-after-relogon": SourceFault(
-        after=1, arm=lambda sim: sim.inject("error_text", text=INVALID_SESSION, count=2, path="Query/Query"),
+        after=1, arm=lambda sim: sim.inject("error_text", text=INVALID_SESSION, times=2, path="Query/Query"),
         raises=SourceSessionExpired, match="UserID is invalid", tries=2,
         audit={"relogon": 1, "logon": 2, "retry": 0, "alert_raised": 1}),
     "enet-503-twice-then-ok": SourceFault(
-        after=1, arm=lambda sim: sim.inject("http", status=503, count=2, path="Query/Query"),
+        after=1, arm=lambda sim: sim.inject("status", status=503, times=2, path="Query/Query"),
         audit={"retry": 2, "relogon": 0, "alert_raised": 0}),
     "enet-503-three-times": SourceFault(
-        after=1, arm=lambda sim: sim.inject("http", status=503, count=3, path="Query/Query"),
+        after=1, arm=lambda sim: sim.inject("status", status=503, times=3, path="Query/Query"),
         raises=SourceUnavailable, match=r"SYSPRO e\.net answered HTTP 503", tries=3,
         audit={"retry": 2, "alert_raised": 1}),
     "enet-connection-dropped-three-times": SourceFault(
-        after=1, arm=lambda sim: sim.inject("drop", count=3, path="Query/Query"),
+        after=1, arm=lambda sim: sim.inject("drop", times=3, path="Query/Query"),
         raises=SourceUnavailable, match="SYSPRO enet request failed", tries=3,
         audit={"retry": 2, "alert_raised": 1}),
     "odata-502-once-then-ok": SourceFault(
-        transport="odata", after=1, arm=lambda sim: sim.inject("http", status=502, count=1, path="odata"),
+        transport="odata", after=1, arm=lambda sim: sim.inject("status", status=502, times=1, path="odata"),
         audit={"retry": 1, "alert_raised": 0}),
     "odata-503-three-times": SourceFault(
-        transport="odata", after=1, arm=lambda sim: sim.inject("http", status=503, count=3, path="odata"),
+        transport="odata", after=1, arm=lambda sim: sim.inject("status", status=503, times=3, path="odata"),
         raises=SourceUnavailable, match="SYSPRO OData answered HTTP 503", tries=3,
         audit={"retry": 2, "alert_raised": 1}),
     "odata-read-timeout-once-then-ok": SourceFault(
-        transport="odata", after=1, arm=lambda sim: sim.inject("delay", delay=0.8, count=1, path="odata"),
+        transport="odata", after=1, arm=lambda sim: sim.inject("delay", seconds=0.8, times=1, path="odata"),
         audit={"retry": 1, "alert_raised": 0}, client={"timeout": 0.3}),
     "odata-read-timeout-three-times": SourceFault(
-        transport="odata", after=1, arm=lambda sim: sim.inject("delay", delay=0.8, count=3, path="odata"),
+        transport="odata", after=1, arm=lambda sim: sim.inject("delay", seconds=0.8, times=3, path="odata"),
         raises=SourceUnavailable, match="SYSPRO odata request failed: ReadTimeout", tries=3,
         audit={"retry": 2, "alert_raised": 1}, client={"timeout": 0.3}),
 }
@@ -439,15 +439,15 @@ GP_FAULTS = {
         audit={"auth_failed": 1, "retry": 0, "alert_raised": 1}),
     # The company itself is readable: only the role's task for payables is missing.
     "403-on-one-resource": SourceFault(
-        after=0, arm=lambda sim: sim.inject("403", path=PAYABLES),
+        after=0, arm=lambda sim: sim.inject("status", status=403, path=PAYABLES),
         raises=SourceAccessDenied, match="GP refuses Purchasing/Payables/Transactions", tries=1,
         audit={"access_denied": 1, "auth_failed": 0, "logon": 1, "retry": 0, "alert_raised": 1}),
     "503-three-times": SourceFault(
-        after=0, arm=lambda sim: sim.inject("503", times=3, path=PAYABLES),
+        after=0, arm=lambda sim: sim.inject("status", times=3, path=PAYABLES),
         raises=SourceUnavailable, match=r"answered 503 .*\(gave up after 3 attempts\)", tries=3,
         audit={"retry": 2, "auth_failed": 0, "alert_raised": 1}),
     "503-twice-then-ok": SourceFault(
-        after=0, arm=lambda sim: sim.inject("503", times=2, path=PAYABLES),
+        after=0, arm=lambda sim: sim.inject("status", times=2, path=PAYABLES),
         audit={"retry": 2, "alert_raised": 0}),
     "connection-dropped-three-times": SourceFault(
         after=0, arm=lambda sim: sim.inject("drop", times=3, path=PAYABLES),

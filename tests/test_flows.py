@@ -177,7 +177,7 @@ def test_a_gp_resource_the_role_may_not_read_fails_only_that_entity(
     _slack_block(slack_sim, block_names["slack"])
     db = f"sqlite:///{tmp_path / 'audit.db'}"
     AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
-    gp_sim.sim.inject("403", path=GL_JOURNAL.table, times=1000)  # the GP role lacks the GL task
+    gp_sim.sim.inject("status", status=403, path=GL_JOURNAL.table, times=1000)  # the GP role lacks the GL task
     names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"],
                  first_run="post")
     with pytest.raises(SourceAccessDenied):

@@ -259,17 +259,17 @@ def test_required_resource_missing_is_an_error(gp_sim):
 @pytest.mark.parametrize(
     ("fault", "error", "match"),
     [
-        ("503", SourceUnavailable, r"answered 503 .*\(gave up after 3 attempts\)"),
-        ("500", SourceUnavailable, r"answered 500"),
-        ("drop", SourceUnavailable, r"cannot reach GP Service"),
-        ("html", SourceUnavailable, r"HTML page instead of JSON"),
-        ("truncated", SourceUnavailable, r"malformed or truncated JSON"),
-        ("auth_401", SourceAuthFailed, r"refused the Windows credentials after the NTLM handshake"),
-        ("403", SourceAccessDenied, r"GP refuses Purchasing/Vendors to .* security task"),
+        ({"kind": "status", "status": 503}, SourceUnavailable, r"answered 503 .*\(gave up after 3 attempts\)"),
+        ({"kind": "status", "status": 500}, SourceUnavailable, r"answered 500"),
+        ({"kind": "drop"}, SourceUnavailable, r"cannot reach GP Service"),
+        ({"kind": "html"}, SourceUnavailable, r"HTML page instead of JSON"),
+        ({"kind": "truncated"}, SourceUnavailable, r"malformed or truncated JSON"),
+        ({"kind": "auth_401"}, SourceAuthFailed, r"refused the Windows credentials after the NTLM handshake"),
+        ({"kind": "status", "status": 403}, SourceAccessDenied, r"GP refuses Purchasing/Vendors to .* security task"),
     ],
 )
 def test_fault_classification(gp_sim, fault, error, match):
-    gp_sim.sim.inject(fault, times=5)
+    gp_sim.sim.inject(times=5, **fault)
     with gp_sim.client() as client, pytest.raises(error, match=match):
         list(client.pages(VENDOR, since=None))
 
@@ -282,7 +282,7 @@ def test_timeout_is_unavailable(gp_sim):
 
 
 def test_transient_failures_are_retried_with_backoff(gp_sim):
-    gp_sim.sim.inject("503", times=2)
+    gp_sim.sim.inject("status", times=2)
     sleeps: list[float] = []
     audit = _Audit()
     with gp_sim.client(sleep=sleeps.append, audit=audit) as client:
@@ -292,7 +292,7 @@ def test_transient_failures_are_retried_with_backoff(gp_sim):
 
 
 def test_retries_are_capped_by_time(gp_sim):
-    gp_sim.sim.inject("503", times=10)
+    gp_sim.sim.inject("status", times=10)
     now = [0.0]
 
     def sleep(seconds: float) -> None:
@@ -457,7 +457,7 @@ def test_a_given_session_is_not_closed():
 
 
 def test_one_refused_resource_is_access_denied_and_the_others_still_read(gp_sim):
-    gp_sim.sim.inject("403", path=GL_JOURNAL.table, times=100)  # the role lacks the GL task
+    gp_sim.sim.inject("status", status=403, path=GL_JOURNAL.table, times=100)  # the role lacks the GL task
     audit = _Audit()
     with gp_sim.client(audit=audit) as client:
         with pytest.raises(SourceAccessDenied) as denied:

@@ -429,16 +429,18 @@ def test_control_calls_over_http(gp_sim):
 
 
 @pytest.mark.parametrize(
-    ("fault", "status", "content_type"),
-    [("503", 503, "application/json"), ("500", 500, "application/json"), ("html", 200, "text/html"),
-     ("403", 403, "application/json")],
+    ("fault", "status", "content_type", "counter"),
+    [({"kind": "status"}, 503, "application/json", "fault_503"),
+     ({"kind": "status", "status": 500}, 500, "application/json", "fault_500"),
+     ({"kind": "html"}, 200, "text/html", "fault_html"),
+     ({"kind": "status", "status": 403}, 403, "application/json", "fault_403")],
 )
-def test_status_faults(gp_sim, fault, status, content_type):
-    gp_sim.sim.inject(fault)
+def test_status_faults(gp_sim, fault, status, content_type, counter):
+    gp_sim.sim.inject(**fault)
     resp = _get(gp_sim)
     assert resp.status_code == status and resp.headers["Content-Type"].startswith(content_type)
     assert _get(gp_sim).status_code == 200  # one-shot
-    assert gp_sim.sim.counters()[f"fault_{fault}"] == 1
+    assert gp_sim.sim.counters()[counter] == 1
 
 
 def test_truncated_json_fault(gp_sim):
@@ -459,7 +461,7 @@ def test_drop_and_delay_faults(gp_sim):
 
 
 def test_faults_can_target_one_resource(gp_sim):
-    gp_sim.sim.inject("503", path="Payables", times=2)
+    gp_sim.sim.inject("status", path="Payables", times=2)
     assert _get(gp_sim).status_code == 200
     assert _get(gp_sim, "Purchasing/Payables/Transactions").status_code == 503
     assert _get(gp_sim, "Purchasing/Payables/Transactions").status_code == 503

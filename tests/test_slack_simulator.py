@@ -447,7 +447,7 @@ def test_stored_then_dropped_connection(slack_sim: SlackSimServer) -> None:
 
 def test_delay_makes_the_client_time_out_after_storing(slack_sim: SlackSimServer) -> None:
     sim = slack_sim.sim
-    sim.inject("chat.postMessage", delay=0.3)
+    sim.inject("chat.postMessage", seconds=0.3)
     with pytest.raises(Exception):  # noqa: B017 - urllib's timeout type varies by where it fires
         slack_sim.client(timeout=0.05).chat_postMessage(channel="#ap-invoices", text="slow")
     assert [m["text"] for m in sim.posted()] == ["slow"]

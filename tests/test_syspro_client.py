@@ -253,7 +253,7 @@ def test_relogon_exactly_once_after_expiry_or_eviction(syspro_client, syspro_sim
 
 def test_a_second_invalid_session_answer_is_not_retried_again(syspro_client, syspro_sim, syspro_audit) -> None:
     client = syspro_client("enet")
-    syspro_sim.sim.inject("error_text", path="Query/Query", count=2, text=INVALID_SESSION)
+    syspro_sim.sim.inject("error_text", path="Query/Query", times=2, text=INVALID_SESSION)
     with pytest.raises(SourceSessionExpired, match="UserID is invalid"):
         list(client.pages(AP_ENET["gl_journal"], since=None))
     assert syspro_audit.kinds == ["logon", "relogon", "logon"]
@@ -360,20 +360,20 @@ def test_a_changed_password_fails_the_relogon(syspro_client, syspro_sim, syspro_
 @pytest.mark.parametrize(
     ("transport", "fault", "error", "match"),
     [
-        ("enet", {"mode": "error_text", "text": "ERROR: Table 'Foo' not found"}, SourceUnavailable, "Table 'Foo'"),
-        ("enet", {"mode": "error_text", "text": "ERROR: e.net exception 100000"}, SourceAuthFailed, "100000"),
-        ("enet", {"mode": "error_text", "text": "ERROR: The maximum number of e.net licensed users has been exceeded"},
+        ("enet", {"kind": "error_text", "text": "ERROR: Table 'Foo' not found"}, SourceUnavailable, "Table 'Foo'"),
+        ("enet", {"kind": "error_text", "text": "ERROR: e.net exception 100000"}, SourceAuthFailed, "100000"),
+        ("enet", {"kind": "error_text", "text": "ERROR: The maximum number of e.net licensed users has been exceeded"},
          SourceUnavailable, "licensed users"),
-        ("enet", {"mode": "http", "status": 503, "count": 9}, SourceUnavailable, "HTTP 503"),
-        ("enet", {"mode": "http", "status": 500, "count": 9}, SourceUnavailable, "HTTP 500"),
-        ("enet", {"mode": "html", "count": 9}, SourceUnavailable, "HTML page"),
-        ("enet", {"mode": "truncate", "count": 9}, SourceUnavailable, "truncated"),
-        ("enet", {"mode": "drop", "count": 9}, SourceUnavailable, "RemoteProtocolError"),
-        ("odata", {"mode": "http", "status": 503, "count": 9}, SourceUnavailable, "HTTP 503"),
-        ("odata", {"mode": "http", "status": 429, "count": 9}, SourceUnavailable, "HTTP 429"),
-        ("odata", {"mode": "html", "count": 9}, SourceUnavailable, "HTML page"),
-        ("odata", {"mode": "truncate", "count": 9}, SourceUnavailable, "truncated JSON"),
-        ("odata", {"mode": "drop", "count": 9}, SourceUnavailable, "RemoteProtocolError"),
+        ("enet", {"kind": "status", "status": 503, "times": 9}, SourceUnavailable, "HTTP 503"),
+        ("enet", {"kind": "status", "status": 500, "times": 9}, SourceUnavailable, "HTTP 500"),
+        ("enet", {"kind": "html", "times": 9}, SourceUnavailable, "HTML page"),
+        ("enet", {"kind": "truncated", "times": 9}, SourceUnavailable, "truncated"),
+        ("enet", {"kind": "drop", "times": 9}, SourceUnavailable, "RemoteProtocolError"),
+        ("odata", {"kind": "status", "status": 503, "times": 9}, SourceUnavailable, "HTTP 503"),
+        ("odata", {"kind": "status", "status": 429, "times": 9}, SourceUnavailable, "HTTP 429"),
+        ("odata", {"kind": "html", "times": 9}, SourceUnavailable, "HTML page"),
+        ("odata", {"kind": "truncated", "times": 9}, SourceUnavailable, "truncated JSON"),
+        ("odata", {"kind": "drop", "times": 9}, SourceUnavailable, "RemoteProtocolError"),
     ],
 )
 def test_error_classification(syspro_client, syspro_sim, transport: str, fault: dict, error: type,
@@ -401,7 +401,7 @@ def test_odata_query_rejections_are_not_retried(syspro_client, syspro_sim) -> No
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_transient_failure_is_retried_after_a_wait(syspro_client, syspro_sim, syspro_audit, transport: str) -> None:
     client = syspro_client(transport)
-    syspro_sim.sim.inject("http", status=503, path="Query/Query" if transport == "enet" else "odata")
+    syspro_sim.sim.inject("status", status=503, path="Query/Query" if transport == "enet" else "odata")
     _, rows = collect(client, entity(transport, "gl_journal"), since=None)
     assert len(rows) == 4
     assert syspro_client.slept == [0.5]
@@ -410,7 +410,7 @@ def test_a_transient_failure_is_retried_after_a_wait(syspro_client, syspro_sim, 
 
 def test_retries_stop_at_the_attempt_cap(syspro_client, syspro_sim) -> None:
     client = syspro_client("enet", retry=RetryPolicy(attempts=4, wait_initial=1, wait_max=3))
-    syspro_sim.sim.inject("http", status=503, path="Query/Query", count=10)
+    syspro_sim.sim.inject("status", status=503, path="Query/Query", times=10)
     with pytest.raises(SourceUnavailable):
         list(client.pages(AP_ENET["gl_journal"], since=None))
     assert syspro_client.slept == [1, 2, 3]
@@ -419,7 +419,7 @@ def test_retries_stop_at_the_attempt_cap(syspro_client, syspro_sim) -> None:
 
 def test_retries_stop_at_the_time_cap() -> None:
     sim = SysproSimulator()
-    sim.inject("http", status=503, path="odata", count=10)
+    sim.inject("status", status=503, path="odata", times=10)
     now = [0.0]
     slept: list[float] = []
 

@@ -482,17 +482,17 @@ def test_odata_skip_paging_stays_cheap_on_a_million_rows(sim: SysproSimulator, h
 
 
 @pytest.mark.parametrize(
-    ("mode", "kwargs", "status", "starts"),
+    ("kind", "kwargs", "status", "starts"),
     [
         ("error_text", {"text": "ERROR: boom"}, 200, b"ERROR: boom"),
-        ("http", {"status": 503}, 503, b"<html>"),
+        ("status", {"status": 503}, 503, b"<html>"),
         ("html", {}, 200, b"<!DOCTYPE html>"),
     ],
 )
-def test_faults_hit_the_next_matching_calls(http: httpx.Client, sim: SysproSimulator, mode: str,
+def test_faults_hit_the_next_matching_calls(http: httpx.Client, sim: SysproSimulator, kind: str,
                                             kwargs: dict, status: int, starts: bytes) -> None:
     token = logon(http)
-    sim.inject(mode, path="Query/Query", count=2, **kwargs)
+    sim.inject(kind, path="Query/Query", times=2, **kwargs)
     assert http.get(f"{REST}/GetVersion").text == "8.0.0.0"  # other paths are not affected
     for _ in range(2):
         r = comfnd(http, token, "ApSupplier", ["Supplier"])
@@ -502,10 +502,10 @@ def test_faults_hit_the_next_matching_calls(http: httpx.Client, sim: SysproSimul
 
 def test_truncate_and_delay_faults(sim: SysproSimulator, http: httpx.Client) -> None:
     token = logon(http)
-    sim.inject("truncate", path="Query/Query")
+    sim.inject("truncated", path="Query/Query")
     r = comfnd(http, token, "ApSupplier", ["Supplier"])
     assert r.content.startswith(b"<?xml") and not r.content.rstrip().endswith(b"</ApSupplier>")
-    sim.inject("delay", delay=2.5, path="GetVersion")
+    sim.inject("delay", seconds=2.5, path="GetVersion")
     resp = sim.handle(Request("GET", f"{REST}/GetVersion", {}, {}, b""))
     assert resp.delay == 2.5 and resp.body == b"8.0.0.0"
 
@@ -519,7 +519,7 @@ def test_drop_fault_closes_the_socket(syspro_sim) -> None:
 
 
 def test_odata_faults(sim: SysproSimulator, http: httpx.Client) -> None:
-    sim.inject("http", path="odata", status=500)
+    sim.inject("status", path="odata", status=500)
     assert odata(http, "ApInvoice").status_code == 500
     assert odata(http, "ApInvoice").status_code == 200
 
@@ -556,7 +556,7 @@ def test_control_hooks_over_http(syspro_sim) -> None:
         assert c.get(f"{REST}/GetLogonProfile", params={"UserId": token}).text == INVALID_SESSION
         c.post("/__sim/sessions/evict", json={"operator": "ENET01"})
         c.post("/__sim/clock", json={"advance": 5})
-        c.post("/__sim/faults", json={"mode": "error_text", "path": "GetVersion", "text": "ERROR: x"})
+        c.post("/__sim/faults", json={"kind": "error_text", "path": "GetVersion", "text": "ERROR: x"})
         assert c.get(f"{REST}/GetVersion").text == "ERROR: x"
         c.post("/__sim/password", json={"operator": "ENET01", "password": "new-pass"})
         assert c.get(f"{REST}/Logon", params={"Operator": "ENET01", "OperatorPassword": "secret",
