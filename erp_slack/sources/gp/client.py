@@ -373,6 +373,15 @@ class GpClient:
     ) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
         opts = _options(entity)
         explode, derive = opts.explode, opts.derive
+
+        def finish(row: dict[str, Any]) -> None:
+            _apply_aliases(opts.aliases, row)
+            problem = _derive_minus(derive, row)
+            if problem:
+                problems.append((row, problem))
+            else:
+                rows.append(row)
+
         cursor_col = entity.cursor.column
         rows: list[dict[str, Any]] = []
         problems: list[tuple[Any, str]] = []
@@ -403,12 +412,7 @@ class GpClient:
                     value = _lookup(item, spec[1])
                     flat[name] = len(value) if isinstance(value, list) else 0
             if not explode:
-                _apply_aliases(_options(entity).aliases, flat)
-                problem = _derive_minus(derive, flat)
-                if problem:
-                    problems.append((flat, problem))
-                else:
-                    rows.append(flat)
+                finish(flat)
                 continue
             lines = item.get(explode)
             if lines is None:
@@ -422,12 +426,7 @@ class GpClient:
                     continue
                 row = dict(flat)
                 row.update(flatten(line, explode))
-                _apply_aliases(_options(entity).aliases, row)
-                problem = _derive_minus(derive, row)
-                if problem:
-                    problems.append((row, problem))
-                else:
-                    rows.append(row)
+                finish(row)
         return rows, problems
 
     def _wanted(self, entity: Entity, flat: Mapping[str, Any]) -> bool:
