@@ -83,35 +83,38 @@ def update_deployments(cfg: AppConfig) -> list[str]:
 
 
 def _schedule_for(cfg: AppConfig, slug: str | None) -> Any:
-    """The schedule the configuration asks for, for the schedule slugs prefect.yaml defines."""
-    from datetime import date, datetime, timedelta
+    """The schedule the configuration asks for, for the schedule slugs prefect.yaml defines.
+
+    GP's daily run is a cron in the configured time zone, so it keeps its local time across
+    daylight-saving changes (on the night a spring-forward skips the hour, it runs at the first
+    time that exists, and the next day at its own time again).
+    """
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from prefect.client.schemas.schedules import IntervalSchedule
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
     if slug == "syspro-interval" and cfg.syspro is not None:
         return IntervalSchedule(interval=timedelta(minutes=cfg.syspro.interval_minutes),
                                 anchor_date=datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")), timezone="UTC")
     if slug == "gp-daily" and cfg.dynamics_gp is not None:
         sched = cfg.dynamics_gp.schedule
-        # An aware anchor: Prefect would read a naive one as UTC.
-        anchor = datetime.combine(date(2026, 1, 5), sched.at, tzinfo=ZoneInfo(sched.timezone))
-        return IntervalSchedule(interval=timedelta(days=1), anchor_date=anchor, timezone=sched.timezone)
+        return CronSchedule(cron=f"{sched.at.minute} {sched.at.hour} * * *", timezone=sched.timezone)
     return None
 
 
 def _describe_schedule(schedule: Any) -> str:
-    """An interval schedule as a person says it ("every 10 minutes", "daily at 07:30 Europe/Berlin")."""
-    from datetime import timedelta
-    from zoneinfo import ZoneInfo
-
+    """A schedule as a person says it ("every 10 minutes", "daily at 07:30 Europe/Berlin")."""
+    cron = getattr(schedule, "cron", None)
+    if cron is not None:
+        fields = cron.split()
+        tz = getattr(schedule, "timezone", None) or "UTC"
+        if len(fields) == 5 and fields[2:] == ["*", "*", "*"] and fields[0].isdigit() and fields[1].isdigit():
+            return f"daily at {int(fields[1]):02d}:{int(fields[0]):02d} {tz}"
+        return f"cron {cron} {tz}"
     interval = getattr(schedule, "interval", None)
     if interval is None:
         return str(schedule)
-    if interval == timedelta(days=1):
-        tz = getattr(schedule, "timezone", None) or "UTC"
-        local = schedule.anchor_date.astimezone(ZoneInfo(tz))
-        return f"daily at {local:%H:%M} {tz}"
     minutes = interval.total_seconds() / 60
     return f"every {minutes:g} minutes"
 
