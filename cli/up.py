@@ -107,6 +107,11 @@ def encryption_key(path: Path | None = None) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(Fernet.generate_key().decode())
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        # Anyone who can read the key can decrypt every saved password and token.
+        raise SystemExit(f"error: {path} is readable by other users (mode {mode:o}); "
+                         f"run `chmod 600 {path}` and try again")
     return path.read_text().strip()
 
 

@@ -73,3 +73,24 @@ def test_debug_shows_the_traceback(tmp_path, syspro_sim, slack_sim):
     result = _run(tmp_path, _config(tmp_path, syspro_sim, slack_sim, password="wrong-pw-123"), "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "SourceAuthFailed" in result.stderr
+
+
+def test_a_key_file_others_can_read_is_refused_with_the_command_that_fixes_it(tmp_path, syspro_sim, slack_sim):
+    key = tmp_path / "home" / ".config" / "erp-slack" / "fernet.key"
+    key.parent.mkdir(parents=True)
+    key.write_text("not-read-before-the-mode-is-checked\n")
+    key.chmod(0o644)
+    result = _run(tmp_path, _config(tmp_path, syspro_sim, slack_sim, password=syspro_sim.password))
+    assert result.returncode != 0
+    assert f"chmod 600 {key}" in result.stderr and "Traceback" not in result.stderr
+    assert syspro_sim.sim.counters.get("Logon", 0) == 0  # refused before anything was read
+    key.chmod(0o600)
+
+
+def test_the_audit_database_and_its_wal_are_private(tmp_path, syspro_sim, slack_sim):
+    result = _run(tmp_path, _config(tmp_path, syspro_sim, slack_sim, password=syspro_sim.password))
+    assert result.returncode == 0, result.stderr[-2000:]
+    files = [p for p in tmp_path.glob("audit.db*")]
+    assert tmp_path / "audit.db" in files
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
