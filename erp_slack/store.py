@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, create_engine, event, func, insert, select, update
+from sqlalchemy import and_, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
@@ -118,6 +118,11 @@ class EnqueueResult:
     ids: list[int] = field(default_factory=list)
 
 
+# The PostgreSQL advisory lock key that serialises schema migrations (any constant unlikely to
+# be used by another application on the same database).
+_MIGRATION_LOCK = 0x6572_702D_736C_6B  # "erp-slk"
+
+
 class Store:
     """The audit store. Open it with a SQLAlchemy URL; it migrates itself to the latest schema."""
 
@@ -138,6 +143,12 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            if self.is_postgres:
+                # Workers starting together against a new database would each try to create the
+                # schema; one migrates, the others wait here and then find it at head. The lock
+                # is the transaction's: it goes with the commit. (SQLite's BEGIN IMMEDIATE
+                # already lets one writer in at a time.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

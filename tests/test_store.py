@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import inspect
 
 from erp_slack.store import NewDelivery, Store
+from tests._fixtures_store import PG_URL, _pg_schema_url
 
 
 def _item(key: str, version: str = "v1", channel: str = "#ap", delivery: str = "pending", **fields) -> NewDelivery:
@@ -237,3 +240,31 @@ def test_a_live_backfill_revives_filtered_versions_that_now_route(store: Store):
     assert rows["B"]["status"] == "filtered"
     again = _enqueue(store, [_item("A")])  # a normal poll never revives
     assert again.duplicates == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: set ERP_SLACK_TEST_PG_URL (.ci/run always does)")
+def test_workers_opening_a_new_postgres_database_together_all_get_the_schema() -> None:
+    # Ten workers start at once against an empty database: each opens the store (which migrates).
+    for url in _pg_schema_url():
+        barrier = threading.Barrier(10)
+        errors: list[BaseException] = []
+
+        def open_store() -> None:
+            barrier.wait(30)
+            try:
+                Store(url).dispose()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store, daemon=True) for _ in range(10)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 90
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        assert not [t for t in threads if t.is_alive()], "store opens still waiting on each other after 90 s"
+        assert errors == []
+        store = Store(url, migrate=False)
+        assert {"watermarks", "deliveries", "audit_events"} <= set(inspect(store.engine).get_table_names())
+        store.dispose()
