@@ -79,11 +79,11 @@ def test_the_two_tuples_differ_only_in_the_cursor() -> None:
         assert odata.cursor.kind == "date" and odata.cursor.lookback == DATE_LOOKBACK == timedelta(days=3)
 
 
-def test_date_cursors_are_the_reference_watermark_columns() -> None:
-    # JournalDate (not InvoiceDate), OrderEntryDate, OrigReceiptDate, TrnDate, EntryDate.
+def test_date_cursors_are_each_documents_posting_or_entry_date() -> None:
+    # JournalDate (not InvoiceDate), OrderEntryDate, OrigReceiptDate, TrnDate, EntryDate, OrderDate.
     assert {e.name: e.cursor.column for e in ENTITIES_ODATA} == {
         "ap_invoice": "JournalDate", "purchase_order": "OrderEntryDate", "goods_receipt": "OrigReceiptDate",
-        "ap_journal": "TrnDate", "gl_journal": "EntryDate",
+        "ap_journal": "TrnDate", "gl_journal": "EntryDate", "sales_order": "OrderDate",
     }
 
 
