@@ -167,6 +167,35 @@ def test_every_template_renders_round_trip():
         assert msg.blocks and json.loads(json.dumps(msg.blocks)) == msg.blocks
 
 
+def test_the_text_fallback_never_makes_erp_text_a_live_link():
+    # Slack refused the blocks: the record goes out as text, and a URL in a supplier name stays text.
+    msg = R.render([_invoice(supplier_name="Pay at https://phish.example/pay or www.evil.example")], ENTITIES,
+                   batch_uid="b")
+    plain = R.fallback(msg)
+    assert plain.metadata == msg.metadata  # reconciliation still finds it
+    (section,) = plain.blocks
+    assert section["type"] == "section" and section["text"]["verbatim"] is True
+    for text in (plain.text, section["text"]["text"]):
+        assert "phish.example" in text and "://" not in text and "www.evil" not in text
+
+
+def test_digest_lines_name_each_record_and_their_plural_is_a_word():
+    gl = Entity(
+        source="syspro", name="gl_journal", title="GL journal entry", table="GenJournalDetail",
+        key=("Journal", "EntryNumber"), cursor=Cursor("TimeStamp", "rowversion"),
+        fields={"journal": "Journal", "entry": "EntryNumber", "period": "P", "account": "GlCode", "amount": "V",
+                "ts": "TimeStamp"},
+        types={"amount": "decimal", "ts": "int"}, template="gl_journal",
+    )
+    lines = [N(uid=f"u{i}", entity="gl_journal", record_key=f"17|{i}",
+               fields={"journal": 17, "entry": i, "period": "2026-11", "account": "40-1000", "amount": "10.00"})
+             for i in (1, 2)]
+    msg = R.render(lines, {("syspro", "gl_journal"): gl}, batch_uid="b")
+    assert msg.blocks[0]["text"]["text"] == "2 GL journal entries"
+    body = msg.blocks[1]["text"]["text"].splitlines()
+    assert len(body) == 2 and body[0] != body[1] and "entry 1" in body[0] and "entry 2" in body[1]
+
+
 def block_text_size(blocks: Sequence[Mapping[str, Any]]) -> int:
     """Characters of text across blocks, as Slack's cumulative limit counts them (roughly)."""
     total = 0

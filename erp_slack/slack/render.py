@@ -86,6 +86,23 @@ def escape(value: Any) -> str:
 
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+# What Slack's formatter would turn into a link on its own: a scheme, or a bare www. host.
+_LINKABLE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(?=//)|\b(www)\.")
+
+
+def unlinked(text: str) -> str:
+    """ERP text that Slack cannot turn into a live link: a zero-width space after a scheme's
+    colon (``https:\u200b//``) and after ``www``, so a supplier name carrying a URL stays text."""
+    return _LINKABLE.sub(lambda m: (m.group(1) + ":\u200b") if m.group(1) else m.group(2) + "\u200b.", text)
+
+
+def fallback(message: Message) -> Message:
+    """The message as plain text, for when Slack refused its blocks: one section whose text is
+    shown verbatim (no auto-linking, no mentions parsed) and links in the ERP text defused, with
+    the same metadata so reconciliation still finds it."""
+    text = unlinked(message.text)
+    section = SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_MAX), verbatim=True))
+    return Message(text=clip(text, TEXT_MAX), blocks=[section.to_dict()], metadata=message.metadata)
 
 
 def clip(text: str, limit: int) -> str:
@@ -244,8 +261,8 @@ def render_digest(notices: Sequence[Notice], entities: Mapping[tuple[str, str], 
         raise ValueError("a digest needs at least one record")
     if len(notices) > DIGEST_MAX:
         raise ValueError(f"a digest carries at most {DIGEST_MAX} records")
-    nouns = {(_template(n, entities.get((n.source, n.entity))).noun) for n in notices}
-    noun = nouns.pop().lower() + "s" if len(nouns) == 1 else "ERP updates"
+    nouns = {(_template(n, entities.get((n.source, n.entity))).plural) for n in notices}
+    noun = nouns.pop() if len(nouns) == 1 else "ERP updates"
     title = f"{len(notices)} {noun}"
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_MAX), emoji=False))]
     lines, summaries = [], []

@@ -27,7 +27,7 @@ from erp_slack.slack import policy as P
 from erp_slack.slack.gateway import SlackGateway
 from erp_slack.slack.pacing import Clock, RealClock, TokenBucket
 from erp_slack.slack.reconcile import batch_age, first_attempt, reconcile_stale
-from erp_slack.slack.render import DIGEST_MAX, Message, render
+from erp_slack.slack.render import DIGEST_MAX, Message, fallback, render
 from erp_slack.store import Delivery, Store, utcnow
 
 __all__ = ["DrainSettings", "LaneStats", "DrainReport", "Drainer"]
@@ -331,8 +331,7 @@ class Drainer:
         if not simplified:
             return render(rows, self.entities, batch_uid=batch_uid)
         # Slack refused the blocks: fall back to plain escaped text (still carrying the metadata).
-        full = render(rows, self.entities, batch_uid=batch_uid)
-        return Message(text=full.text, blocks=[], metadata=full.metadata)
+        return fallback(render(rows, self.entities, batch_uid=batch_uid))
 
     def _sent(self, lane: _Lane, rows: Sequence[Delivery], channel_id: str, ts: str, message: Message | None, batch_uid: str) -> None:
         payload = None if message is None else {"text": message.text, "blocks": message.blocks}

@@ -26,10 +26,12 @@ class Template:
     """How one kind of document is shown.
 
     ``headline`` is a format string over fields (missing ones render as ``?``); ``summary``
-    is the digest line for one record; ``slots`` are the section fields (at most 10).
+    is the digest line for one record, naming it so that no two lines of a digest read the same;
+    ``plural`` heads a digest of several; ``slots`` are the section fields (at most 10).
     """
 
     noun: str
+    plural: str
     emoji: str
     headline: str
     summary: str
@@ -39,6 +41,7 @@ class Template:
 TEMPLATES: dict[str, Template] = {
     "supplier_invoice": Template(
         noun="Supplier invoice",
+        plural="supplier invoices",
         emoji=":receipt:",
         headline="Supplier invoice {invoice} from {supplier_name}",
         summary="{invoice} · {supplier_name} · {amount}",
@@ -57,6 +60,7 @@ TEMPLATES: dict[str, Template] = {
     ),
     "purchase_order": Template(
         noun="Purchase order",
+        plural="purchase orders",
         emoji=":clipboard:",
         headline="Purchase order {po} for {supplier_name}",
         summary="PO {po} · {supplier_name} · {total} · {status}",
@@ -75,6 +79,7 @@ TEMPLATES: dict[str, Template] = {
     ),
     "sales_order": Template(
         noun="Sales order",
+        plural="sales orders",
         emoji=":shopping_trolley:",
         headline="Sales order {order} for {customer_name}",
         summary="SO {order} · {customer_name} · {total} · {status}",
@@ -93,6 +98,7 @@ TEMPLATES: dict[str, Template] = {
     ),
     "goods_receipt": Template(
         noun="Goods receipt",
+        plural="goods receipts",
         emoji=":package:",
         headline="Goods received on {grn} against PO {po}",
         summary="GRN {grn} · PO {po} · {stock_code} × {quantity}",
@@ -111,9 +117,10 @@ TEMPLATES: dict[str, Template] = {
     ),
     "ap_journal": Template(
         noun="AP posting",
+        plural="AP postings",
         emoji=":ledger:",
         headline="AP journal {journal} posted for {period}",
-        summary="AP journal {journal} ({period}) · {supplier_name} · {amount}",
+        summary="AP journal {journal} entry {entry} ({period}) · {supplier_name} · {amount}",
         slots=(
             Slot("Journal", "journal"),
             Slot("Period", "period"),
@@ -129,9 +136,10 @@ TEMPLATES: dict[str, Template] = {
     ),
     "gl_journal": Template(
         noun="GL journal entry",
+        plural="GL journal entries",
         emoji=":books:",
         headline="GL journal {journal} posted for {period}",
-        summary="GL journal {journal} ({period}) · account {account} · {amount}",
+        summary="GL journal {journal} entry {entry} ({period}) · account {account} · {amount}",
         slots=(
             Slot("Journal", "journal"),
             Slot("Period", "period"),
@@ -147,6 +155,7 @@ TEMPLATES: dict[str, Template] = {
     ),
     "vendor": Template(
         noun="Vendor",
+        plural="vendor changes",
         emoji=":busts_in_silhouette:",
         headline="Vendor {vendor} {vendor_name}",
         summary="{vendor} · {vendor_name} · {status}",
