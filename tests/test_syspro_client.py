@@ -7,6 +7,7 @@ simulator's idle timeout runs on its own clock (``sim.advance``).
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 from datetime import date
@@ -612,3 +613,24 @@ def test_enet_session_unit_with_mock_transport() -> None:
         assert token is not None and not token.endswith(" ")  # trailing spaces stripped
         assert "XmlIn=" in page.url and "secret" not in page.url and token not in page.url
     assert seen == ["logon", "logoff"] and sim.sessions() == []
+
+
+@pytest.mark.parametrize("base_path", ["/SYSPROWCFService/Rest", "/erp/custom/Rest", "/"])
+def test_request_logs_never_show_passwords_or_the_session_whatever_the_base_path(caplog, base_path: str) -> None:
+    # httpx logs every request line at INFO; e.net puts both passwords and the session in the query.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Logon"):
+            return httpx.Response(200, text="SESSIONTOKEN0123456789ABCDEF00  ")
+        if request.url.path.endswith("/Query/Query"):
+            return httpx.Response(200, text='<?xml version="1.0" encoding="Windows-1252"?><ApInvoice></ApInvoice>')
+        return httpx.Response(200, text="0")  # Logoff
+
+    caplog.set_level(logging.DEBUG)
+    client = SysproEnetClient(f"http://erp.example{base_path}", "ENET01", "op-pass-123", "EDU1", "co-pass-456",
+                              transport=httpx.MockTransport(handler))
+    with client:
+        assert [p.rows for p in client.pages(AP_ENET["ap_invoice"], since=None)] == [()]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Logon" in logged and "Query/Query" in logged and "Logoff" in logged  # request lines were logged...
+    for secret in ("op-pass-123", "co-pass-456", "SESSIONTOKEN0123456789ABCDEF00"):
+        assert secret not in logged  # ...without what they carried
