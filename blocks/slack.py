@@ -30,6 +30,7 @@ class SlackBot(Block, SlackConfig):
         return DrainSettings(
             rate_per_channel=self.rate_per_channel, workspace_per_minute=self.workspace_per_minute,
             digest_threshold=self.digest_threshold, digest_max=self.digest_max, time_scale=self.time_scale,
+            lease=self.claim_lease,
         )
 
     def pacer(self) -> Callable[[str], None] | None:

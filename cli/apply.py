@@ -168,5 +168,6 @@ def print_summary(console: Any, summary: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"Delivered {summary['delivered_records']} records in {summary['messages']} Slack messages; "
-        f"{summary['failed']} failed, {summary['dead']} dead, {summary['pending_left']} pending."
+        f"{summary['failed']} failed, {summary['dead']} dead, {summary['pending_left']} pending"
+        + (f", {summary['in_flight']} still sending under a claim." if summary.get("in_flight") else ".")
     )

@@ -73,6 +73,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNIT[m[2][0].lower()]: float(m[1])})
 
 
+def _as_duration(v: Any) -> Any:
+    """A duration as people write it ("10m", "6h", "30d"); anything else as pydantic reads it (an
+    ISO 8601 ``PT2M`` as a saved block holds it, seconds), with its error if it is neither."""
+    if isinstance(v, str) and not v.strip().upper().startswith("P") and not v.strip().replace(".", "", 1).isdigit():
+        return parse_duration(v)
+    return v
+
+
 def _url(v: str) -> str:
     if not v.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
@@ -115,7 +123,7 @@ class _Connection(_Model):
     @field_validator("lookback", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        return parse_duration(v) if isinstance(v, str) else v
+        return _as_duration(v)
 
     @field_validator("base_url")
     @classmethod
@@ -243,6 +251,16 @@ class SlackConfig(_Model):
         default=False,
         description="Pace channels through Prefect global concurrency limits, for workers on several hosts.",
     )
+    claim_lease: timedelta = Field(
+        default=timedelta(minutes=2), gt=timedelta(0),
+        description="How long a batch may stay 'sending' under one drainer's claim before another checks "
+                    "Slack for it and takes it over (a crashed worker's batch). Longer than any one post.",
+    )
+
+    @field_validator("claim_lease", mode="before")
+    @classmethod
+    def _lease_duration(cls, v: Any) -> Any:
+        return _as_duration(v)
 
     @field_validator("token")
     @classmethod

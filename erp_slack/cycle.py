@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from erp_slack.alerts import clear_alert, raise_alert
@@ -98,6 +98,8 @@ class RunSummary:
     failed: int = 0
     dead: int = 0
     pending_left: int = 0
+    in_flight: int = 0  # rows still ``sending`` under a claim when the run ended (another run's, say)
+    in_flight_age: timedelta | None = None  # how long the oldest of those claims has lasted
     halted: str | None = None
     dry_run: bool = False
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -120,7 +122,8 @@ class RunSummary:
             "source": self.source, "company": self.company, "dry_run": self.dry_run, "started_at": self.started_at,
             "polls": [p.as_dict() for p in self.polls], "delivered_records": self.delivered_records,
             "messages": self.messages, "rate_limited": self.rate_limited, "failed": self.failed,
-            "dead": self.dead, "pending_left": self.pending_left, "halted": self.halted,
+            "dead": self.dead, "pending_left": self.pending_left, "in_flight": self.in_flight,
+            "in_flight_age": self.in_flight_age, "halted": self.halted,
         }
 
 
@@ -265,6 +268,11 @@ def run_cycle(
         alert(f"The run failed: {type(failure).__name__}: {failure}", "See this flow run's logs in the Prefect UI.")
         raise failure
     summary.pending_left = store.counts().get(DeliveryStatus.PENDING, 0)
+    summary.in_flight, summary.in_flight_age = store.claimed()
+    if summary.in_flight:
+        log.warning("%d record(s) still sending under a claim, the oldest for %s (another run's batch, or one "
+                    "to be checked against Slack once its lease of %s is over)", summary.in_flight,
+                    _duration(summary.in_flight_age), _duration(slack.settings.lease if slack else None))
     if publish is not None:
         publish(summary)
     undelivered = delivery_failure(summary, store)
@@ -276,6 +284,13 @@ def run_cycle(
     clear_alert(store, slack.gateway if slack else None, slack.ops_channel if slack else None,
                 source=source, company=company, flow_run_id=flow_run_id)
     return summary
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "?"
+    seconds = int(value.total_seconds())
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _log_poll(log: logging.Logger | logging.LoggerAdapter[Any], result: PollResult) -> None:

@@ -126,6 +126,11 @@ def summary_markdown(summary: Mapping[str, Any], store: Store) -> str:
                    f"messages; {summary.get('failed', 0)} failed, {summary.get('dead', 0)} dead letters, "
                    f"{summary.get('pending_left', 0)} still pending; Slack asked to slow down "
                    f"{summary.get('rate_limited', 0)} times.")]
+    if summary.get("in_flight"):
+        age = summary.get("in_flight_age")
+        minutes = f", the oldest claimed {int(age.total_seconds() // 60)} min ago" if age is not None else ""
+        lines.append(f"**Still sending:** {summary['in_flight']} record(s) under a claim{minutes} "
+                     "(another run's batch, or one checked against Slack once its lease is over).")
     if summary.get("halted"):
         lines.append(f"**Delivery halted:** {summary['halted']}")
     started = summary.get("started_at")

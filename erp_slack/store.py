@@ -637,6 +637,16 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))}
 
+    def claimed(self, now: datetime | None = None) -> tuple[int, timedelta | None]:
+        """Rows ``sending`` under some drainer's claim, and how long the oldest claim has lasted:
+        what a run leaves in flight (another run's batch, or one waiting to be reconciled)."""
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(
+                select(func.count(), func.min(deliveries.c.claimed_at)).where(
+                    deliveries.c.status == DeliveryStatus.SENDING)
+            ).one()
+        return count, None if oldest is None else (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
+
     def oldest_pending_age(self, now: datetime | None = None) -> timedelta | None:
         with self.engine.connect() as conn:
             oldest = conn.execute(
@@ -743,8 +753,7 @@ def _private_sqlite_file(url: str) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and path.parent.is_dir():  # a missing folder stays SQLite's error to report
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:

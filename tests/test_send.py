@@ -243,3 +243,37 @@ def test_a_failed_lane_with_a_huge_backlog_is_marked_in_one_statement(store, sla
     assert report.lanes["#no-such-channel"].failed == n
     assert store.counts() == {"failed": n}
     assert len(store.audit_rows("delivery_failed")) == n
+
+
+def test_a_run_reports_what_another_drainer_still_holds_and_the_lease_is_a_setting(store, slack_sim, tmp_path):
+    from erp_slack.config import parse_config
+    from erp_slack.cycle import SlackOut, run_cycle
+
+    seed(store, 3, channels=["#ap-invoices"])
+    store.claim("#ap-invoices", 2, worker="other-run")  # another run is posting these right now
+    cfg = parse_config({"syspro": {"base_url": "http://x", "operator": "O", "operator_password": "p",
+                                   "company_id": "EDU1"},
+                        "slack": {"token": "xoxb-1", "claim_lease": "10m"}})
+    assert cfg.slack.claim_lease == timedelta(minutes=10)
+
+    class NoSource:
+        source, company = "syspro", "EDU1"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    settings = DrainSettings(time_scale=slack_sim.sim.time_scale, lease=cfg.slack.claim_lease)
+    gateway = SlackGateway(slack_sim.token, base_url=slack_sim.url, timeout=5)
+    summary = run_cycle(lambda audit: NoSource(), [], store, SlackOut(gateway, settings), source="syspro",
+                        company="EDU1")
+    # Within the lease the other run's two rows are left alone, and the summary says so.
+    assert summary.delivered_records == 1
+    assert summary.in_flight == 2 and summary.in_flight_age is not None
+    assert summary.in_flight_age < timedelta(minutes=1)
+    assert summary.as_dict()["in_flight"] == 2
+    from erp_slack.report import summary_markdown
+
+    assert "**Still sending:** 2 record(s) under a claim" in summary_markdown(summary.as_dict(), store)
