@@ -132,6 +132,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from erp_slack.report import status_markdown
+
+    print(status_markdown(_store(args)))
+    return 0
+
+
 def cmd_requeue(args: argparse.Namespace) -> int:
     store = _store(args)
     n = store.requeue(status=args.status, channel=args.channel, to=args.to)
@@ -243,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     dn = sub.add_parser("down", help="stop the worker and the Prefect server `up` started (keeps all data)")
     dn.set_defaults(fn=cmd_down)
 
-    for name, fn, helptext in (("report", cmd_report, "counts of posted, filtered, failed deliveries"),
+    for name, fn, helptext in (("status", cmd_status, "per entity: last poll, last change, watermark, what waits"),
+                               ("report", cmd_report, "counts of posted, filtered, failed deliveries"),
                                ("requeue", cmd_requeue, "put failed deliveries back to pending (rows failed as "
                                 "'unverifiable' may already be in Slack: check the channel first, a requeue "
                                 "may post them twice)")):
@@ -253,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "report":
             s.add_argument("--days", type=int, default=7)
             s.add_argument("--csv", help="write CSV here instead of printing Markdown")
-        else:
+        elif name == "requeue":
             s.add_argument("--status", choices=["failed", "dead"], default="failed")
             s.add_argument("--channel", help="only rows routed to this channel")
             s.add_argument("--to", help="send them to this channel instead (after fixing a wrong route)")

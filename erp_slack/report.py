@@ -16,7 +16,8 @@ from erp_slack.model import readable_watermark
 from erp_slack.schema import DeliveryStatus, deliveries
 from erp_slack.store import Store, utcnow
 
-__all__ = ["delivery_table", "failures", "to_markdown", "summary_markdown", "report_markdown", "write_csv"]
+__all__ = [
+    "status_frame", "status_markdown","delivery_table", "failures", "to_markdown", "summary_markdown", "report_markdown", "write_csv"]
 
 COLUMNS = ["posted", "updated", "filtered", "dry_run", "pending", "failed", "dead"]
 
@@ -87,6 +88,33 @@ def to_markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return "_nothing yet_"
     return df.to_markdown(index=False)
+
+
+_STATUS_COLUMNS = {
+    "source": "Source", "company": "Company", "entity": "Entity", "last_poll": "Last poll",
+    "last_change": "Last change", "watermark": "Read up to", "pending": "Pending", "sending": "Sending",
+    "filtered": "Held back", "failed": "Failed", "dead": "Dead", "oldest_waiting": "Oldest waiting",
+}
+
+
+def status_frame(store: Store, now: datetime | None = None) -> pd.DataFrame:
+    """``Store.status`` as a table people read: times as ages, watermarks as the ERP shows them."""
+    now = now or utcnow()
+    rows = store.status(now)
+    df = pd.DataFrame(rows, columns=list(_STATUS_COLUMNS))
+    if df.empty:
+        return df.rename(columns=_STATUS_COLUMNS)
+    for col in ("last_poll", "last_change"):
+        df[col] = [("never" if v is None or pd.isna(v) else _age(now - v) + " ago") for v in df[col]]
+    df["watermark"] = [readable_watermark(v) for v in df["watermark"]]
+    df["oldest_waiting"] = [("—" if v is None or pd.isna(v) else _age(v)) for v in df["oldest_waiting"]]
+    return df.rename(columns=_STATUS_COLUMNS)
+
+
+def status_markdown(store: Store) -> str:
+    """The status table as Markdown (``erp-slack status`` and the run's status artifact)."""
+    df = status_frame(store)
+    return "_nothing polled yet_" if df.empty else to_markdown(df)
 
 
 def report_markdown(store: Store, *, days: int = 7) -> str:

@@ -637,6 +637,51 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))}
 
+    def status(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Per source, company and entity: the last poll that completed, the last change seen
+        (the newest live delivery), the watermark, the deliveries per state and the age of the
+        oldest one still waiting or sending. What an operator asks first."""
+        now = now or utcnow()
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+        def row(source: str, company: str, entity: str) -> dict[str, Any]:
+            return rows.setdefault((source, company, entity), {
+                "source": source, "company": company, "entity": entity, "last_poll": None, "last_change": None,
+                "watermark": None, **{str(s): 0 for s in DeliveryStatus}, "oldest_waiting": None,
+            })
+
+        live = deliveries.c.dry_run.is_(False)
+        waiting = deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING))
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(watermarks.c.source, watermarks.c.company, watermarks.c.entity,
+                                         watermarks.c.kind, watermarks.c.value)):
+                row(r.source, r.company, r.entity)["watermark"] = r.value
+            for r in conn.execute(
+                select(audit_events.c.source, audit_events.c.company, audit_events.c.entity,
+                       func.max(audit_events.c.at))
+                .where(audit_events.c.kind == "poll", audit_events.c.entity.is_not(None))
+                .group_by(audit_events.c.source, audit_events.c.company, audit_events.c.entity)
+            ):
+                row(r[0], r[1], r[2])["last_poll"] = _aware(r[3])
+            for r in conn.execute(
+                select(deliveries.c.source, deliveries.c.company, deliveries.c.entity, deliveries.c.status,
+                       func.count(), func.max(deliveries.c.created_at))
+                .where(live)
+                .group_by(deliveries.c.source, deliveries.c.company, deliveries.c.entity, deliveries.c.status)
+            ):
+                slot = row(r[0], r[1], r[2])
+                slot[r[3]] = r[4]
+                if r[3] != DeliveryStatus.FILTERED:  # held back (a baseline, no route) is no news
+                    slot["last_change"] = max(filter(None, (slot["last_change"], _aware(r[5]))), default=None)
+            for r in conn.execute(
+                select(deliveries.c.source, deliveries.c.company, deliveries.c.entity,
+                       func.min(deliveries.c.created_at))
+                .where(live, waiting)
+                .group_by(deliveries.c.source, deliveries.c.company, deliveries.c.entity)
+            ):
+                row(r[0], r[1], r[2])["oldest_waiting"] = now - _aware(r[3])  # type: ignore[operator]
+        return [rows[k] for k in sorted(rows)]
+
     def claimed(self, now: datetime | None = None) -> tuple[int, timedelta | None]:
         """Rows ``sending`` under some drainer's claim, and how long the oldest claim has lasted:
         what a run leaves in flight (another run's batch, or one waiting to be reconciled)."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 from prefect import get_run_logger, runtime
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
 from erp_slack.cycle import RunSummary, SlackOut, run_cycle, select_entities, window_entities
 from erp_slack.model import Entity
 from erp_slack.pipeline import Window
-from erp_slack.report import summary_markdown
+from erp_slack.report import status_frame, summary_markdown
 from erp_slack.routing import Rule
 from erp_slack.sources.base import AuditHook, SourceClient
 from tasks import deliver, extract_entity
@@ -67,6 +67,8 @@ def run_source(
     def publish(summary: RunSummary) -> None:
         create_markdown_artifact(summary_markdown(summary.as_dict(), store), key=f"{source}-run-summary",
                                  description="What this run posted")
+        create_table_artifact(status_frame(store).to_dict("records"), key=f"{source}-status",
+                              description="Per entity: last poll, last change, watermark, what waits")
 
     try:
         return run_cycle(

@@ -172,3 +172,39 @@ def test_check_against_a_host_that_is_down_is_one_connect_row_and_fast(tmp_path,
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("SYSPRO")]
     assert len(lines) == 1 and "connect" in lines[0] and "FAILED" in lines[0] and "firewall" in lines[0]
     assert "log on" not in lines[0]
+
+
+def test_status_shows_per_entity_where_each_stands(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+    from erp_slack.cycle import run_cycle
+    from erp_slack.store import Store
+    from tests._cycle import slack_out
+
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    assert main(["status", "--db", db]) == 0
+    assert "nothing polled yet" in capsys.readouterr().out
+    store = Store(db)
+    from erp_slack.sources.syspro.client import connect
+
+    def open_client(audit):
+        return connect("enet", base_url=syspro_sim.url, operator=syspro_sim.operator,
+                       operator_password=syspro_sim.password, company=syspro_sim.company, audit=audit)
+
+    syspro_sim.sim.insert_invoice(supplier="0000001", amount="99.00")
+    slack_sim.sim.archive("#purchasing")  # purchase orders cannot be posted: they end failed
+    from erp_slack.sources.syspro.entities import ENTITIES_ENET
+    from erp_slack.errors import DeliveryFailed
+
+    try:
+        run_cycle(open_client, ENTITIES_ENET, store, slack_out(slack_sim), source="syspro", company="EDU1",
+                  first_run="post")
+    except DeliveryFailed:
+        pass
+    store.dispose()
+    assert main(["status", "--db", db]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("|")[3].strip(): line for line in out.splitlines() if line.startswith("| syspro")}
+    assert set(lines) == {e.name for e in ENTITIES_ENET}
+    assert "min ago" in lines["ap_invoice"] and "rowversion 0x" in lines["ap_invoice"]
+    cells = [c.strip() for c in lines["purchase_order"].split("|")]
+    header = [c.strip() for c in out.splitlines()[0].split("|")]
+    assert int(cells[header.index("Failed")]) > 0 and int(cells[header.index("Pending")]) == 0
