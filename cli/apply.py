@@ -43,6 +43,8 @@ def flow_parameters(cfg: AppConfig, source: str) -> dict[str, Any]:
         params["first_run"] = section.first_run
         if section.entities:
             params["entities"] = list(section.entities)
+        if section.silence_after:
+            params["silence_after"] = {k: f"{v.total_seconds() / 60:g}m" for k, v in section.silence_after.items()}
     return params
 
 
@@ -61,6 +63,8 @@ def update_deployments(cfg: AppConfig) -> list[str]:
                 params = {**(dep.parameters or {}), **flow_parameters(cfg, source)}
                 if section is None or not section.entities:
                     params.pop("entities", None)  # the file says "all": drop an old choice
+                if section is None or not section.silence_after:
+                    params.pop("silence_after", None)
                 enabled = section is not None and section.enabled
                 # A source not configured must not run on a schedule; re-enabling resumes it.
                 update: dict[str, Any] = {"parameters": params, "paused": not enabled}
@@ -138,7 +142,7 @@ def run_flow(
     routes = [Rule.model_validate(r) for r in params["routes"]]
     chosen = list(entities) if entities else params.get("entities")
     common = dict(entities=chosen, routes=routes, dry_run=dry_run, since=since, until=until,
-                  first_run=params.get("first_run", "baseline"),
+                  first_run=params.get("first_run", "baseline"), silence_after=params.get("silence_after"),
                   slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
     if source == "syspro":
         if cfg.syspro is None:

@@ -132,19 +132,28 @@ class _Connection(_Model):
 
 
 class _SourceOptions(_Model):
-    """What a source section says beyond its connection: whether it runs, which entities, and
-    what the first run does."""
+    """What a source section says beyond its connection: whether it runs, which entities, what
+    the first run does, and how long each entity normally goes without news."""
 
     SOURCE: ClassVar[str]
 
     enabled: bool = True
     entities: list[str] | None = None
     first_run: Literal["baseline", "post"] = "baseline"
+    silence_after: dict[str, timedelta] = Field(default_factory=dict)
 
     @field_validator("entities")
     @classmethod
     def _entities(cls, v: list[str] | None) -> list[str] | None:
         return _check_entities(v, cls.SOURCE)
+
+    @field_validator("silence_after", mode="before")
+    @classmethod
+    def _silences(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            _check_entities(list(v), cls.SOURCE)
+            return {k: _as_duration(d) for k, d in v.items()}
+        return v
 
 
 class SysproConnection(_Connection):
@@ -251,13 +260,17 @@ class SlackConfig(_Model):
         default=False,
         description="Pace channels through Prefect global concurrency limits, for workers on several hosts.",
     )
+    max_waiting: timedelta | None = Field(
+        default=timedelta(hours=1),
+        description="Tell the ops channel when a record has waited this long for Slack (empty: never).",
+    )
     claim_lease: timedelta = Field(
         default=timedelta(minutes=2), gt=timedelta(0),
         description="How long a batch may stay 'sending' under one drainer's claim before another checks "
                     "Slack for it and takes it over (a crashed worker's batch). Longer than any one post.",
     )
 
-    @field_validator("claim_lease", mode="before")
+    @field_validator("claim_lease", "max_waiting", mode="before")
     @classmethod
     def _lease_duration(cls, v: Any) -> Any:
         return _as_duration(v)

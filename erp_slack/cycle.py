@@ -42,7 +42,7 @@ from erp_slack.sources.base import AuditHook, SourceClient
 from erp_slack.store import Store
 
 __all__ = [
-    "RunSummary", "SlackOut", "PollStep", "DrainStep", "run_cycle", "poll_step", "drain_step",
+    "RunSummary", "SlackOut", "Watch", "PollStep", "DrainStep", "run_cycle", "poll_step", "drain_step",
     "select_entities", "window_entities", "make_audit_hook", "delivery_failure", "Undelivered",
 ]
 
@@ -73,6 +73,23 @@ def drain_step(
 ) -> DrainReport:
     """Drain the outbox to Slack at Slack's pace; running it again is safe (claims, reconciliation)."""
     return Drainer(store, gateway, entities, settings=settings, flow_run_id=flow_run_id, pacer=pacer).drain()
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a live run checks beside its own success, each with an ops alert of its own that is
+    raised once and cleared when things are normal again.
+
+    Attributes:
+        max_waiting: Longest a record may wait for Slack (pending or sending) before ops hear
+            of it; None never.
+        silence_after: Entity name -> the longest it normally goes without a new or changed
+            document; an entity quiet for longer (no AP invoice all day) is reported. An entity
+            that never had a change is not.
+    """
+
+    max_waiting: timedelta | None = None
+    silence_after: Mapping[str, timedelta] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,7 @@ def run_cycle(
     lock: AbstractContextManager[Any] | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] = _log,
     publish: Callable[[RunSummary], None] | None = None,
+    watch: Watch | None = None,
 ) -> RunSummary:
     """One run of one source: poll ``entities`` through the client ``open_client(audit)`` makes,
     deliver to ``slack`` (nothing is delivered without it, nor in a dry run), alert, summarise.
@@ -208,6 +226,7 @@ def run_cycle(
     ``entities`` are the ones chosen for this run (see ``select_entities`` and
     ``window_entities``). ``lock`` is held while polling (the flow passes its per-source limit).
     ``publish`` gets the summary before a delivery failure is raised (the flow's artifact).
+    ``watch`` says what a live run also checks (records waiting too long, entities gone quiet).
     Raises the run's failure after delivering what is queued: the source's error, or
     ``DeliveryFailed`` naming every channel that refused records.
     """
@@ -255,6 +274,12 @@ def run_cycle(
             summary.halted = report.halted
     except Exception as exc:  # noqa: BLE001
         failure = failure or exc
+    if watch is not None and not dry_run and not window.is_backfill:
+        try:
+            _check_watch(watch, store, slack, source=source, company=company, entities=entities,
+                         flow_run_id=flow_run_id, log=log)
+        except Exception:  # noqa: BLE001 - a check that cannot run must not hide the run's own outcome
+            log.exception("could not check for waiting records and quiet entities")
     if isinstance(failure, SourceAuthFailed):
         # The client already audited the refusal itself; this row says what the run did about it.
         store.audit("cycle_skipped", source=source, company=company, message=str(failure), flow_run_id=flow_run_id)
@@ -286,10 +311,55 @@ def run_cycle(
     return summary
 
 
+def _check_watch(
+    watch: Watch, store: Store, slack: SlackOut | None, *, source: str, company: str, entities: Sequence[Entity],
+    flow_run_id: str | None, log: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    gateway, channel = (slack.gateway, slack.ops_channel) if slack else (None, None)
+    ours = {r["entity"]: r for r in store.status() if r["source"] == source and r["company"] == company}
+    common = dict(source=source, company=company, flow_run_id=flow_run_id)
+    if watch.max_waiting is not None:
+        ages = [r["oldest_waiting"] for r in ours.values() if r["oldest_waiting"] is not None]
+        oldest = max(ages, default=None)
+        if oldest is not None and oldest > watch.max_waiting:
+            waiting = sum(r[DeliveryStatus.PENDING] + r[DeliveryStatus.SENDING] for r in ours.values())
+            problem = (f"{waiting} record(s) have not reached Slack; the oldest has waited {_duration(oldest)} "
+                       f"(more than {_duration(watch.max_waiting)})")
+            log.warning("%s", problem)
+            raise_alert(store, gateway, channel, problem=problem, topic="waiting", **common,
+                        advice="Run `erp-slack status` to see where they wait; check the Slack token, that the bot "
+                               "is in the routed channels, and that a Prefect worker is running.")
+        else:
+            clear_alert(store, gateway, channel, topic="waiting", news="Every record waiting for Slack has gone out.",
+                        **common)
+    titles = {e.name: e.title for e in entities}
+    for name, limit in watch.silence_after.items():
+        if name not in titles:
+            continue  # not polled by this run
+        last = (ours.get(name) or {}).get("last_change")
+        if last is None:
+            continue  # it never had a change here: there is no normal to miss
+        quiet = datetime.now(timezone.utc) - last
+        if quiet > limit:
+            problem = (f"No new or changed {titles[name].lower()} for {_duration(quiet)} "
+                       f"(normally within {_duration(limit)})")
+            log.warning("%s", problem)
+            raise_alert(store, gateway, channel, problem=problem, topic=name, **common,
+                        advice="Check that documents are being entered in the ERP, and run `erp-slack check` to see "
+                               "that this entity can still be read.")
+        else:
+            clear_alert(store, gateway, channel, topic=name, news=f"{titles[name]}: changes are coming in again.",
+                        **common)
+
+
 def _duration(value: timedelta | None) -> str:
     if value is None:
         return "?"
     seconds = int(value.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} h"
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 

@@ -8,14 +8,15 @@ Prefect in.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from prefect import get_run_logger, runtime
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.concurrency.sync import concurrency
 
 from blocks import AuditDatabase, SlackBot
-from erp_slack.cycle import RunSummary, SlackOut, run_cycle, select_entities, window_entities
+from erp_slack.config import parse_duration
+from erp_slack.cycle import RunSummary, SlackOut, Watch, run_cycle, select_entities, window_entities
 from erp_slack.model import Entity
 from erp_slack.pipeline import Window
 from erp_slack.report import status_frame, summary_markdown
@@ -55,6 +56,7 @@ def run_source(
     since: str | int | None,
     until: str | int | None,
     first_run: str = "baseline",
+    silence_after: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """One run of one source under Prefect."""
     window = Window(since, until)
@@ -81,6 +83,7 @@ def run_source(
             # limit is created by `erp-slack up`; where it does not exist this is a no-op.
             lock=concurrency(source_lock_name(source, company), occupy=1, strict=False),
             log=get_run_logger(), publish=publish,
+            watch=Watch(bot.max_waiting, {k: parse_duration(v) for k, v in (silence_after or {}).items()}),
         )
     finally:
         store.dispose()

@@ -19,6 +19,7 @@ def syspro_to_slack(
     since: str | int | None = None,
     until: str | int | None = None,
     first_run: Literal["baseline", "post"] = "baseline",
+    silence_after: dict[str, str] | None = None,
     syspro_block: str = "syspro",
     slack_block: str = "slack",
     audit_block: str = "audit",
@@ -34,6 +35,8 @@ def syspro_to_slack(
         until: Backfill: stop before this cursor value. A backfill never moves the live watermark.
         first_run: What the very first run does with documents already in the ERP: ``baseline``
             records them without posting (later changes still post), ``post`` posts them all.
+        silence_after: Entity -> how long it normally goes without a new or changed document
+            (``"1d"``, ``"6h"``); longer, and the ops channel is told.
         syspro_block: Name of the SYSPRO Credentials block.
         slack_block: Name of the ERP Slack Bot block.
         audit_block: Name of the ERP Slack Audit Database block.
@@ -42,6 +45,6 @@ def syspro_to_slack(
     summary = run_source(
         "syspro", creds, slack_block=slack_block, audit_block=audit_block, entities=entities,
         routes=routes or list(DEFAULT_ROUTES), dry_run=dry_run, since=since, until=until,
-        first_run=first_run,
+        first_run=first_run, silence_after=silence_after,
     )
     return summary.as_dict()

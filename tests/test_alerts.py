@@ -36,3 +36,96 @@ def test_a_recovery_notice_that_failed_to_post_is_sent_by_the_next_good_run(stor
     assert clear_alert(store, gw, "#finance-alerts", source="gp", company="TWO") is True
     assert not alert_open(store, "gp", "TWO")
     assert ["working again" in str(m) for m in slack_sim.sim.posted("#finance-alerts")] == [False, True]
+
+
+# --- what a live run watches beside its own success ---------------------------------------------
+
+OPS = "#finance-alerts"
+
+
+class _Quiet:
+    """A source with nothing new: the run only drains and checks."""
+
+    source, company = "syspro", "EDU1"
+
+    def pages(self, entity, **kw):
+        return iter(())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _run(store, slack_sim, watch, entities=()):
+    from erp_slack.cycle import SlackOut, run_cycle
+    from erp_slack.slack.send import DrainSettings
+
+    out = SlackOut(_gateway(slack_sim), DrainSettings(time_scale=slack_sim.sim.time_scale), ops_channel=OPS)
+    return run_cycle(lambda audit: _Quiet(), list(entities), store, out, source="syspro", company="EDU1", watch=watch)
+
+
+def _age_rows(store, **delta):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from erp_slack.schema import deliveries
+
+    with store.engine.begin() as conn:
+        conn.execute(update(deliveries).values(created_at=datetime.now(timezone.utc) - timedelta(**delta)))
+
+
+def _queue(store, key):
+    from erp_slack.store import NewDelivery
+
+    store.enqueue(source="syspro", company="EDU1", entity="ap_invoice", items=[NewDelivery(
+        record_key=key, version="v1", channel="#ap-invoices", status="pending", fields={"invoice": key}, cursor="1")])
+
+
+def test_records_waiting_too_long_for_slack_alert_once_and_clear_when_they_are_out(store, slack_sim_factory):
+    from datetime import timedelta
+
+    from erp_slack.cycle import Watch
+
+    slack_sim = slack_sim_factory(rate_limits=False)
+    watch = Watch(max_waiting=timedelta(minutes=30))
+    _queue(store, "INV-1")
+    store.claim("#ap-invoices", 1, worker="a-stuck-run")  # another run holds it, within its lease
+    _age_rows(store, hours=2)
+    _run(store, slack_sim, watch)
+    _run(store, slack_sim, watch)  # still waiting: nothing more is said
+    alerts = slack_sim.sim.posted(OPS)
+    assert len(alerts) == 1 and "1 record(s) have not reached Slack" in str(alerts[0])
+    assert alert_open(store, "syspro", "EDU1", "waiting") and not alert_open(store, "syspro", "EDU1")
+
+    store.release([d["id"] for d in store.deliveries()], worker="a-stuck-run", error="gave up", retry_at=None)
+    _run(store, slack_sim, watch)  # delivers it, then says so
+    assert store.counts() == {"sent": 1}
+    assert "back to normal" in str(slack_sim.sim.posted(OPS)[-1]) and not alert_open(store, "syspro", "EDU1", "waiting")
+
+
+def test_an_entity_quiet_for_longer_than_usual_is_reported_and_its_return_said(store, slack_sim_factory):
+    from datetime import timedelta
+
+    from erp_slack.cycle import Watch
+    from erp_slack.sources.syspro.entities import ENTITIES_ENET
+
+    slack_sim = slack_sim_factory(rate_limits=False)
+    watch = Watch(silence_after={"ap_invoice": timedelta(days=1), "purchase_order": timedelta(days=1)})
+    _run(store, slack_sim, watch, ENTITIES_ENET)
+    assert slack_sim.sim.posted(OPS) == []  # no invoice ever seen: there is no normal to miss
+
+    _queue(store, "INV-1")
+    _run(store, slack_sim, watch, ENTITIES_ENET)
+    _age_rows(store, days=3)  # and nothing since
+    _run(store, slack_sim, watch, ENTITIES_ENET)
+    (alert,) = slack_sim.sim.posted(OPS)
+    assert "No new or changed supplier invoice for 3 days" in str(alert)
+    assert alert_open(store, "syspro", "EDU1", "ap_invoice")
+
+    _queue(store, "INV-2")
+    _run(store, slack_sim, watch, ENTITIES_ENET)
+    assert "changes are coming in again" in str(slack_sim.sim.posted(OPS)[-1])
+    assert not alert_open(store, "syspro", "EDU1", "ap_invoice")
