@@ -33,7 +33,7 @@ def _raw(i: int) -> dict[str, Any]:
         "MthInvBal1": str(amount), "Currency": "$", "InvoiceDate": day.isoformat(),
         "DueDate": (day + timedelta(days=30)).isoformat(), "JournalDate": day.isoformat(), "InvoiceStatus": "",
         "Reference": f"PO {400000 + i}", "Journal": str(1000 + i // 100), "Branch": "10",
-        "TimeStamp": f"{0x0B000000 + i:016X}",
+        "TimeStamp": 0x0B000000 + i,  # as the client hands it over: the rowversion decoded
     }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "DeliveryStatus", "STATUSES", "EVENTS"]
+__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "channel_pace", "DeliveryStatus", "STATUSES", "EVENTS"]
 
 metadata = MetaData()
 
@@ -123,4 +124,13 @@ audit_events = Table(
     Column("details", Text),
     Column("flow_run_id", String(64)),
     Index("ix_audit_kind_at", "kind", "at"),
+)
+
+# The next time each channel may be posted to (seconds since the epoch), shared by every drainer
+# on this database: one atomic update per post reserves a slot.
+channel_pace = Table(
+    "channel_pace",
+    metadata,
+    Column("channel", String(100), primary_key=True),
+    Column("next_at", Float, nullable=False),
 )

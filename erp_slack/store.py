@@ -25,7 +25,7 @@ from sqlalchemy import and_, create_engine, event, func, insert, select, text, u
 from sqlalchemy.engine import Connection, Engine
 
 from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
-from erp_slack.schema import DeliveryStatus, audit_events, deliveries, watermarks
+from erp_slack.schema import DeliveryStatus, audit_events, channel_pace, deliveries, watermarks
 
 _DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run", "revision")
 
@@ -681,6 +681,32 @@ class Store:
             ):
                 row(r[0], r[1], r[2])["oldest_waiting"] = now - _aware(r[3])  # type: ignore[operator]
         return [rows[k] for k in sorted(rows)]
+
+    def reserve_slot(self, channel: str, interval: float, *, now: float) -> float:
+        """The time (seconds since the epoch) this drainer may post to ``channel``, with the
+        channel's next slot moved one ``interval`` past it, atomically: every drainer on this
+        database keeps the channel's pace together. The first slot is ``now``; a slot is never
+        earlier than ``now`` (time not used is not saved up)."""
+        insert_ = self._upsert(channel_pace)
+        stmt = insert_.values(channel=channel, next_at=now + interval).on_conflict_do_update(
+            index_elements=["channel"],
+            set_={"next_at": self._greatest(channel_pace.c.next_at, now) + interval},
+        ).returning(channel_pace.c.next_at)
+        with self.engine.begin() as conn:
+            return float(conn.execute(stmt).scalar_one()) - interval
+
+    def _upsert(self, table: Any) -> Any:
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def _greatest(self, column: Any, value: float) -> Any:
+        # PostgreSQL's GREATEST; SQLite's two-argument MAX is the same scalar function.
+        return func.greatest(column, value) if self.is_postgres else func.max(column, value)
 
     def claimed(self, now: datetime | None = None) -> tuple[int, timedelta | None]:
         """Rows ``sending`` under some drainer's claim, and how long the oldest claim has lasted:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
-
 
 from erp_slack.model import Cursor, Entity
 from erp_slack.slack.gateway import SlackGateway
@@ -277,3 +277,23 @@ def test_a_run_reports_what_another_drainer_still_holds_and_the_lease_is_a_setti
     from erp_slack.report import summary_markdown
 
     assert "**Still sending:** 2 record(s) under a claim" in summary_markdown(summary.as_dict(), store)
+
+
+def test_two_drainers_on_one_database_keep_one_channel_at_its_pace(store, slack_sim_factory):
+    # A SYSPRO run and a GP run (or a backfill) drain the same channel at the same time. Slack
+    # allows short bursts; two messages of slack absorb the two threads' scheduling jitter at
+    # twenty times real speed, never a second drainer's whole pace.
+    slack_sim = slack_sim_factory(channel_burst=2)
+    seed(store, 16, channels=["#ap-invoices"])
+    drainers = [drainer(store, slack_sim, digest_threshold=1000) for _ in range(2)]
+    reports: list = []
+    threads = [threading.Thread(target=lambda d=d: reports.append(d.drain())) for d in drainers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert store.counts() == {"sent": 16}
+    assert sum(r.rate_limited for r in reports) == 0
+    assert all(r.messages > 0 for r in reports)  # both really posted
+    assert slack_sim.sim.rate_violations("#ap-invoices") == []
+    assert_exactly_once(store, slack_sim)

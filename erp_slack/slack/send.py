@@ -15,6 +15,7 @@ import itertools
 import random
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -286,12 +287,9 @@ class Drainer:
             return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
         message = self._render(rows, batch_uid, simplified=lane.simplified)
         if post_at is not None:
-            # Pacing is by post start. After a post the lane is woken ``lead`` early, so the
-            # claim and render above happen inside the interval instead of lengthening it;
-            # the rest of the interval is waited out here.
+            # After a post the lane is woken ``lead`` early, so the claim and render above
+            # happen inside the interval instead of lengthening it.
             lane.lead = min(self.clock.now() - entered, self._interval / 4)
-            if post_at > self.clock.now():
-                self.clock.sleep(post_at - self.clock.now())
         self._bucket.take()
         if not self.store.mark_attempt([d.id for d in rows], worker=self.worker):
             # Our claim lapsed (a long wait) and another drainer took the batch over: theirs now.
@@ -299,8 +297,13 @@ class Drainer:
             lane.held, lane.post_at = None, post_at  # the channel's pacing still holds
             return self.clock.now()
         lane.attempt += 1
-        # Read after the attempt is recorded, just before the request goes out: the interval
-        # then separates the requests themselves, and a slow write cannot bring two closer.
+        # The channel's slot comes from the store, shared by every drainer on this database, and
+        # is taken after the attempt is recorded, just before the request goes out: the next slot
+        # is the last one plus the interval, so neither a slow write nor a second drainer
+        # (another source's run, a backfill) changes the channel's pace.
+        wait = self.store.reserve_slot(lane.channel, self._interval, now=time.time()) - time.time()
+        if wait > 0:
+            self.clock.sleep(wait)
         started = self.clock.now()
         age = batch_age(rows)
         try:
