@@ -316,13 +316,10 @@ def _check_watch(
     flow_run_id: str | None, log: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
     gateway, channel = (slack.gateway, slack.ops_channel) if slack else (None, None)
-    ours = {r["entity"]: r for r in store.status() if r["source"] == source and r["company"] == company}
     common = dict(source=source, company=company, flow_run_id=flow_run_id)
     if watch.max_waiting is not None:
-        ages = [r["oldest_waiting"] for r in ours.values() if r["oldest_waiting"] is not None]
-        oldest = max(ages, default=None)
+        waiting, oldest = store.waiting(source, company)
         if oldest is not None and oldest > watch.max_waiting:
-            waiting = sum(r[DeliveryStatus.PENDING] + r[DeliveryStatus.SENDING] for r in ours.values())
             problem = (f"{waiting} record(s) have not reached Slack; the oldest has waited {_duration(oldest)} "
                        f"(more than {_duration(watch.max_waiting)})")
             log.warning("%s", problem)
@@ -336,7 +333,7 @@ def _check_watch(
     for name, limit in watch.silence_after.items():
         if name not in titles:
             continue  # not polled by this run
-        last = (ours.get(name) or {}).get("last_change")
+        last = store.last_change(source, company, name)
         if last is None:
             continue  # it never had a change here: there is no normal to miss
         quiet = datetime.now(timezone.utc) - last

@@ -708,6 +708,28 @@ class Store:
         # PostgreSQL's GREATEST; SQLite's two-argument MAX is the same scalar function.
         return func.greatest(column, value) if self.is_postgres else func.max(column, value)
 
+    def waiting(self, source: str, company: str, now: datetime | None = None) -> tuple[int, timedelta | None]:
+        """Live deliveries of one source and company not yet in Slack (pending or sending), and
+        how long the oldest has waited."""
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(
+                select(func.count(), func.min(deliveries.c.created_at)).where(
+                    deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                    deliveries.c.source == source, deliveries.c.company == company,
+                    deliveries.c.dry_run.is_(False))
+            ).one()
+        return count, None if oldest is None else (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
+
+    def last_change(self, source: str, company: str, entity: str) -> datetime | None:
+        """When the newest live delivery of an entity (one that was news, not held back) was made."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(func.max(deliveries.c.created_at)).where(
+                    deliveries.c.source == source, deliveries.c.company == company, deliveries.c.entity == entity,
+                    deliveries.c.dry_run.is_(False), deliveries.c.status != DeliveryStatus.FILTERED)
+            ).scalar()
+        return _aware(newest)
+
     def claimed(self, now: datetime | None = None) -> tuple[int, timedelta | None]:
         """Rows ``sending`` under some drainer's claim, and how long the oldest claim has lasted:
         what a run leaves in flight (another run's batch, or one waiting to be reconciled)."""
