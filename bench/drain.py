@@ -1,12 +1,11 @@
 """Drain efficiency: the outbox drained into the Slack simulator with its rate limits on.
 
 The simulator (own process) enforces Slack's model — one ``chat.postMessage`` per second per
-channel (burst 1) and a workspace cap per minute, answering 429 + ``Retry-After`` above it — with
-every rate sped up ``--time-scale`` times (default 5), so minutes of Slack time take seconds. At
-a higher scale the drainer's 3 % headroom shrinks in real milliseconds (1.5 ms at ×20), so network
-and scheduling jitter starts to cost 429s that Slack's real rate would absorb. The drainer
-gets the same limits (``DrainSettings`` defaults: 1/s per channel, 300/min workspace, digests of
-up to 20 records once a channel holds more than 5). Each configuration drains a fresh outbox of
+channel (a burst of 2) and a workspace cap per minute, answering 429 + ``Retry-After`` above it —
+with every rate sped up ``--time-scale`` times (default 5), so minutes of Slack time take seconds.
+The drainer gets the same limits (``DrainSettings`` defaults: 1/s per channel with 1 % headroom
+and a catch-up burst of 2, 300/min workspace, digests of up to 20 records once a channel holds
+more than 5). Each configuration drains a fresh outbox of
 N supplier invoices spread round-robin over C channels, from one ``Drainer.drain()`` call.
 
 Per configuration (times in *Slack seconds*, i.e. real seconds × time scale):
@@ -22,8 +21,13 @@ Per configuration (times in *Slack seconds*, i.e. real seconds × time scale):
 * the month-end case: 1,000 invoices in one channel, visible in under 2 minutes at Slack's real
   1 message/s (the scaled run's time × time scale).
 
+Then the pace at Slack's real speed (×1) and at ×10, digests off so every record is a message:
+25 messages in each of 1 and 4 channels, and two drainers (two runs on one audit database)
+sharing one channel's 40 messages — the rate ÷ limit must be ≥ 0.98 with 0 × 429.
+
     python -m bench.drain              # N ∈ {1, 10, 100, 2000} × C ∈ {1, 4, 50}, + month-end
     python -m bench.drain --quick      # N ∈ {10, 100} × C ∈ {1, 4}, + month-end
+    python -m bench.drain --pace-only  # only the pace at ×1 and ×10
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import argparse
 import math
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -44,6 +49,9 @@ from erp_slack.sources import all_entities
 from erp_slack.store import Store
 
 TARGET_RATE = 0.95
+TARGET_PACE = 0.98
+PACE_SCALES = (1.0, 10.0)
+PACE_MESSAGES = 25
 TARGET_429 = 0.01
 TARGET_DRAIN = 1.10
 MONTH_END = (1000, 1)
@@ -76,19 +84,13 @@ def run_one(sim: Any, n: int, c: int, settings: DrainSettings) -> dict[str, Any]
     refused = [p for p in posts if not p.accepted]
     shown = visible_deliveries(messages)
     scale = settings.time_scale
-    by_channel: dict[str, list[float]] = defaultdict(list)
-    for p in accepted:
-        by_channel[p.channel].append(p.t)
     need = {ch: min_messages(k, settings) for ch, k in per_channel.items()}
     ch_bound = max(need.values()) / settings.rate_per_channel
     ws_bound = sum(need.values()) / (settings.workspace_per_minute / 60.0)
     binding = "channel" if ch_bound >= ws_bound else "workspace"
     if binding == "channel":
-        # Posts after each channel's first, over the time from its first to its last post, summed
-        # over the channels that sent more than one message.
-        busy = [ts for ts in by_channel.values() if len(ts) > 1]
-        span = sum(ts[-1] - ts[0] for ts in busy) * scale
-        ratio = sum(len(ts) - 1 for ts in busy) / span / settings.rate_per_channel if busy else None
+        pace = channel_pace(posts, scale)
+        ratio = None if pace is None else pace / settings.rate_per_channel
     else:
         ts = sorted(p.t for p in accepted)
         ratio = ((len(ts) - 1) / ((ts[-1] - ts[0]) * scale)) / (settings.workspace_per_minute / 60.0)
@@ -102,19 +104,84 @@ def run_one(sim: Any, n: int, c: int, settings: DrainSettings) -> dict[str, Any]
     }
 
 
+def channel_pace(posts: list[Any], scale: float) -> float | None:
+    """Accepted posts per Slack second after each channel's first, over its first-to-last span."""
+    by_channel: dict[str, list[float]] = defaultdict(list)
+    for p in posts:
+        if p.accepted:
+            by_channel[p.channel].append(p.t)
+    busy = [ts for ts in by_channel.values() if len(ts) > 1]
+    span = sum(ts[-1] - ts[0] for ts in busy) * scale
+    return sum(len(ts) - 1 for ts in busy) / span if busy else None
+
+
+def run_pace(sim: Any, n: int, c: int, drainers: int, settings: DrainSettings) -> dict[str, Any]:
+    """Drain n single messages over c channels with ``drainers`` drainers on one audit database."""
+    sim.call("reset")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/audit.db")
+        fill(store, n, channel_names(c))
+        gateway = SlackGateway(sim.token, base_url=sim.url + "/api/", timeout=10)
+        reports: list[Any] = []
+        threads = [threading.Thread(target=lambda: reports.append(
+            Drainer(store, gateway, all_entities(), settings=settings).drain())) for _ in range(drainers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        left = store.counts()
+        uids = {d["uid"] for d in store.deliveries()}
+        store.dispose()
+    posts = sim.call("post_log")
+    shown = visible_deliveries(sim.call("posted"))
+    pace = channel_pace(posts, settings.time_scale)
+    return {
+        "ratio": None if pace is None else pace / settings.rate_per_channel, "posts": len(posts),
+        "refused": sum(1 for p in posts if not p.accepted), "messages": sum(1 for p in posts if p.accepted),
+        "complete": uids == set(shown) and max(shown.values(), default=1) == 1
+        and left.get("pending", 0) + left.get("sending", 0) == 0,
+        "by_drainer": [r.messages for r in reports],
+    }
+
+
+def pace_table() -> tuple[list[Row], int, int]:
+    """The pace at ×1 and ×10: one simulator per scale, digests off."""
+    rows: list[Row] = []
+    refused = posts = 0
+    for scale in PACE_SCALES:
+        settings = DrainSettings(time_scale=scale, reconcile_after=0.5, digest_threshold=10**6)
+        with serve_remote("slack", channels=channel_names(4), time_scale=scale,
+                          workspace_per_minute=int(settings.workspace_per_minute)) as sim:
+            sim.token = sim.call("token")
+            for label, n, c, d in [(f"{PACE_MESSAGES} msgs in 1 channel", PACE_MESSAGES, 1, 1),
+                                   (f"{PACE_MESSAGES} msgs in each of 4 channels", 4 * PACE_MESSAGES, 4, 1),
+                                   ("two drainers, 40 msgs in 1 channel", 40, 1, 2)]:
+                r = run_pace(sim, n, c, d, settings)
+                refused, posts = refused + r["refused"], posts + r["posts"]
+                ok = r["ratio"] is not None and r["ratio"] >= TARGET_PACE and r["refused"] == 0 and r["complete"]
+                rows.append(Row([f"×{scale:g}", label, f"{r['ratio']:.3f}", str(r["refused"]),
+                                 " + ".join(map(str, r["by_drainer"])), "yes" if r["complete"] else "NO"], ok))
+                print(f"  pace ×{scale:g} {label}: {r['ratio']:.3f}", file=sys.stderr, flush=True)
+    return rows, refused, posts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drain", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N ∈ {10, 100}, C ∈ {1, 4} and the month-end case")
+    parser.add_argument("--pace-only", action="store_true", help="only the pace at ×1 and ×10")
     parser.add_argument("--time-scale", type=float, default=5.0, help="Slack seconds per real second (default 5)")
     opts = parser.parse_args(argv)
+    if opts.pace_only:
+        print_machine()
+        return print_pace()
     backlogs, channels = ([10, 100], [1, 4]) if opts.quick else ([1, 10, 100, 2000], [1, 4, 50])
     configs = [(n, c) for c in channels for n in backlogs] + [MONTH_END]
     scale = opts.time_scale
     settings = DrainSettings(time_scale=scale, reconcile_after=0.5)
     print_machine()
-    print(f"# Slack simulator: 1 msg/s per channel (burst 1), {settings.workspace_per_minute:.0f}/min workspace, "
+    print(f"# Slack simulator: 1 msg/s per channel (burst 2), {settings.workspace_per_minute:.0f}/min workspace, "
           f"time scale {scale:g}; drainer: digests of ≤ {settings.digest_max} above {settings.digest_threshold} "
-          f"pending, headroom {settings.headroom}")
+          f"pending, headroom {settings.headroom}, catch-up burst {settings.channel_burst}")
     rows: list[Row] = []
     totals = {"refused": 0, "posts": 0}
     month_end: dict[str, Any] | None = None
@@ -155,6 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"month-end: {month_end['records']:,} invoices in {month_end['messages']} messages, last one visible "
               f"after {month_end['drain']:.1f} s at Slack's real rate ({month_end['drain'] / scale:.1f} s at ×{scale:g})")
     print(verdict("drain", rows))
+    return print_pace()
+
+
+def print_pace() -> int:
+    settings = DrainSettings()
+    print()
+    print(f"# pace: digests off, Slack simulator burst 2; drainer headroom {settings.headroom}, "
+          f"catch-up burst {settings.channel_burst}")
+    rows, refused, posts = pace_table()
+    print()
+    print(table(["scale", "backlog", "rate ÷ limit", "429s", "messages per drainer", "once each"], rows))
+    print()
+    print(f"target: rate ÷ limit ≥ {TARGET_PACE} at ×1 and ×10 with 0 × 429; {refused} × 429 in {posts} posts")
+    print(verdict("pace", rows))
     return 0
 
 

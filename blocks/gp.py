@@ -18,7 +18,7 @@ class DynamicsGpCredentials(Block, GpConnection):
     _block_type_name = "Dynamics GP Credentials"
     _block_type_slug = "erp-slack-dynamics-gp"
     _logo_url = None
-    _description = "Dynamics GP Service Based Architecture (REST) connection for erp-slack-flows."
+    _description = "Dynamics GP connection for erp-slack-flows: Service Based Architecture (REST) or Web Services (SOAP)."
 
     def entities(self) -> tuple[Entity, ...]:
         """The GP entities this block polls."""

@@ -30,7 +30,8 @@ class SlackBot(Block, SlackConfig):
         return DrainSettings(
             rate_per_channel=self.rate_per_channel, workspace_per_minute=self.workspace_per_minute,
             digest_threshold=self.digest_threshold, digest_max=self.digest_max, time_scale=self.time_scale,
-            lease=self.claim_lease,
+            lease=self.claim_lease, channel_burst=self.channel_burst,
+            quiet=tuple(q.to_core() for q in self.quiet_hours), currency_codes=dict(self.currency_codes),
         )
 
     def pacer(self) -> Callable[[str], None] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Sequence
 
 from blocks import AuditDatabase, DynamicsGpCredentials, SlackBot, SysproCredentials
@@ -13,6 +14,7 @@ __all__ = ["BLOCK_NAMES", "apply_config", "run_flow", "flow_parameters", "print_
 # The block names the deployments in prefect.yaml use by default.
 BLOCK_NAMES = {"syspro": "syspro", "gp": "dynamics-gp", "slack": "slack", "audit": "audit"}
 _FLOWS = {"syspro": "syspro-to-slack", "gp": "gp-to-slack"}
+OPS_WEBHOOK = "erp-slack-ops"  # the notification block the server's missed-run automations use
 
 
 def save_blocks(cfg: AppConfig) -> list[str]:
@@ -21,17 +23,89 @@ def save_blocks(cfg: AppConfig) -> list[str]:
     if cfg.syspro is not None:
         s = cfg.syspro
         SysproCredentials.of(s).save(BLOCK_NAMES["syspro"], overwrite=True)
-        saved.append(f"block {BLOCK_NAMES['syspro']}: SYSPRO {s.transport} {s.base_url} company {s.company_id}")
+        saved.append(f"block {BLOCK_NAMES['syspro']}: SYSPRO {s.transport} {s.base_url} "
+                     f"company {', '.join(s.company_list())}")
     if cfg.dynamics_gp is not None:
         g = cfg.dynamics_gp
         DynamicsGpCredentials.of(g).save(BLOCK_NAMES["gp"], overwrite=True)
-        saved.append(f"block {BLOCK_NAMES['gp']}: Dynamics GP {g.base_url} company {g.company}")
+        saved.append(f"block {BLOCK_NAMES['gp']}: Dynamics GP {g.base_url} company {', '.join(g.company_list())}")
     sl = cfg.slack
     SlackBot.of(sl).save(BLOCK_NAMES["slack"], overwrite=True)
     saved.append(f"block {BLOCK_NAMES['slack']}: Slack bot, ops channel {sl.ops_channel or '(none)'}")
     AuditDatabase.of(cfg.audit).save(BLOCK_NAMES["audit"], overwrite=True)
     saved.append(f"block {BLOCK_NAMES['audit']}: audit store")
+    if sl.ops_channel:
+        ops_webhook(cfg).save(OPS_WEBHOOK, overwrite=True)
+        saved.append(f"block {OPS_WEBHOOK}: the Prefect server's own line to {sl.ops_channel} (missed runs)")
     return saved
+
+
+def ops_webhook(cfg: AppConfig) -> Any:
+    """A notification block through which the Prefect server itself posts to the ops channel:
+    it must speak when no flow runs at all (a worker that is down cannot)."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    sl = cfg.slack
+    api = sl.base_url or "https://slack.com/api/"
+    return CustomWebhookNotificationBlock(
+        name="erp-slack ops channel", url=api + "chat.postMessage", method="POST",
+        headers={"Authorization": "Bearer {{token}}", "Content-Type": "application/json; charset=utf-8"},
+        json_data={"channel": sl.ops_channel, "text": "{{subject}}\n{{body}}"},
+        secrets={"token": sl.token.get_secret_value()},
+        # A Slack API address of your own (a proxy, the simulator) may be a private one.
+        allow_private_urls=sl.base_url is not None,
+    )
+
+
+def late_after(cfg: AppConfig, source: str) -> timedelta | None:
+    """How long a source's scheduled runs may go without one completing before ops hear of it."""
+    if source == "syspro" and cfg.syspro is not None:
+        return cfg.syspro.late_after or 3 * timedelta(minutes=cfg.syspro.interval_minutes)
+    if source == "gp" and cfg.dynamics_gp is not None:
+        return cfg.dynamics_gp.late_after or timedelta(hours=26)
+    return None
+
+
+def _watch_runs(client: Any, cfg: AppConfig, dep: Any, label: str, late: timedelta | None) -> str | None:
+    """Keep one Prefect automation per scheduled deployment: when no run of it has completed
+    for ``late`` after the last one did, the server posts to the ops channel (once; the first
+    run after the gap says runs are back: ``erp_slack.cycle.Watch.late_after``)."""
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    name = f"erp-slack: {label} has no completed run"
+    for old in client.read_automations_by_name(name):
+        client.delete_automation(old.id)
+    if late is None or not cfg.slack.ops_channel:
+        return None
+    block = client.read_block_document_by_name(OPS_WEBHOOK, "custom-webhook")
+    notify = dict(block_document_id=block.id)
+    client.create_automation(AutomationCore(
+        name=name,
+        description=f"Created by erp-slack: tells {cfg.slack.ops_channel} when {label} misses its runs.",
+        # After each completed run, expect the next within ``late``. Bucketed by deployment (not
+        # one shared window, which Prefect re-opens every interval), firing ends the watch until
+        # a run completes again: a long outage is one message, not one per interval.
+        trigger=EventTrigger(
+            after={"prefect.flow-run.Completed"}, expect={"prefect.flow-run.Completed"},
+            for_each={"related:deployment:prefect.resource.id"},
+            match_related={"prefect.resource.id": f"prefect.deployment.{dep.id}"},
+            posture=Posture.Proactive, threshold=1, within=late,
+        ),
+        actions=[SendNotification(
+            **notify, subject=f":warning: erp-slack: no run of {label} has completed for {_human(late)}",
+            body="The worker may be down, or every run is failing: see the flow runs in the Prefect UI, "
+                 "`erp-slack status`, and the worker's log.",
+        )],
+    ))
+    return f"ops hear of it when no run of {label} completes for {_human(late)}"
+
+
+def _human(d: timedelta) -> str:
+    minutes = d.total_seconds() / 60
+    if minutes < 1:
+        return f"{d.total_seconds():g} seconds"
+    return f"{minutes:g} minutes" if minutes < 120 else f"{minutes / 60:g} hours"
 
 
 def flow_parameters(cfg: AppConfig, source: str) -> dict[str, Any]:
@@ -44,8 +118,15 @@ def flow_parameters(cfg: AppConfig, source: str) -> dict[str, Any]:
         if section.entities:
             params["entities"] = list(section.entities)
         if section.silence_after:
-            params["silence_after"] = {k: f"{v.total_seconds() / 60:g}m" for k, v in section.silence_after.items()}
+            params["silence_after"] = {k: _minutes(v) for k, v in section.silence_after.items()}
+        late = late_after(cfg, source)
+        if late is not None and cfg.slack.ops_channel:
+            params["late_after"] = _minutes(late)
     return params
+
+
+def _minutes(d: timedelta) -> str:
+    return f"{d.total_seconds() / 60:g}m"
 
 
 def update_deployments(cfg: AppConfig) -> list[str]:
@@ -60,11 +141,11 @@ def update_deployments(cfg: AppConfig) -> list[str]:
             section = cfg.syspro if source == "syspro" else cfg.dynamics_gp
             deployments = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
             for dep in deployments:
-                params = {**(dep.parameters or {}), **flow_parameters(cfg, source)}
-                if section is None or not section.entities:
-                    params.pop("entities", None)  # the file says "all": drop an old choice
-                if section is None or not section.silence_after:
-                    params.pop("silence_after", None)
+                implied = flow_parameters(cfg, source)
+                params = {**(dep.parameters or {}), **implied}
+                for optional in ("entities", "silence_after", "late_after"):
+                    if optional not in implied:
+                        params.pop(optional, None)  # the file no longer sets it: drop the old value
                 enabled = section is not None and section.enabled
                 # A source not configured must not run on a schedule; re-enabling resumes it.
                 update: dict[str, Any] = {"parameters": params, "paused": not enabled}
@@ -80,6 +161,10 @@ def update_deployments(cfg: AppConfig) -> list[str]:
                         changes.append(f"schedule now {after} (was {before})")
                     else:
                         changes.append(f"schedule unchanged: {after}")
+                    watched = _watch_runs(client, cfg, dep, f"{flow_name}/{dep.name}",
+                                          late_after(cfg, source) if enabled else None)
+                    if watched:
+                        changes.append(watched)
                 done.append(f"deployment {flow_name}/{dep.name}: parameters updated"
                             + "".join(f"; {c}" for c in changes)
                             + ("" if enabled else " (paused: source not configured)"))
@@ -133,16 +218,21 @@ def apply_config(cfg: AppConfig, *, deployments: bool = True) -> list[str]:
 
 def run_flow(
     source: str, cfg: AppConfig, *, dry_run: bool = False, since: str | None = None, until: str | None = None,
-    entities: Sequence[str] | None = None,
+    entities: Sequence[str] | None = None, company: str | None = None,
 ) -> dict[str, Any]:
     """Run one cycle of a source's flow in this process, with the configuration's routes."""
     from erp_slack.routing import Rule
 
+    section = cfg.syspro if source == "syspro" else cfg.dynamics_gp
+    if company and section is not None and company not in section.company_list():
+        raise SystemExit(f"error: unknown company {company!r}; [{'syspro' if source == 'syspro' else 'dynamics_gp'}] "
+                         f"has {', '.join(section.company_list())}")
     params = flow_parameters(cfg, source)
     routes = [Rule.model_validate(r) for r in params["routes"]]
     chosen = list(entities) if entities else params.get("entities")
     common = dict(entities=chosen, routes=routes, dry_run=dry_run, since=since, until=until,
                   first_run=params.get("first_run", "baseline"), silence_after=params.get("silence_after"),
+                  company=company,
                   slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
     if source == "syspro":
         if cfg.syspro is None:
@@ -158,8 +248,14 @@ def run_flow(
 
 
 def print_summary(console: Any, summary: dict[str, Any]) -> None:
-    """A run's summary as a table on the console: per entity what was read, then delivery."""
+    """A run's summary as a table on the console: per entity what was read, then delivery (per
+    company when the run polled several)."""
     from rich.table import Table
+
+    if "companies" in summary:
+        for one in summary["companies"].values():
+            print_summary(console, one)
+        return
 
     from erp_slack.model import readable_watermark
 

@@ -45,7 +45,7 @@ def demo_config(sims: dict[str, Any], audit_url: str, time_scale: float) -> Any:
         "dynamics_gp": {"base_url": sims["gp_url"], "tenant": gp.tenant, "company": "Fabrikam, Inc.",
                         "username": gp.username, "password": gp.password, "first_run": "post"},
         "slack": {"token": sims["slack"].token, "base_url": sims["slack_url"], "ops_channel": "#finance-alerts",
-                  "time_scale": time_scale},
+                  "time_scale": time_scale, "currency_codes": {"Z-US$": "USD"}},
         "audit": {"url": audit_url},
     })
 
@@ -59,7 +59,6 @@ def demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from rich.console import Console
 
     from cli.apply import apply_config, print_summary, run_flow
@@ -77,8 +76,15 @@ def demo(args: argparse.Namespace) -> int:
                 step(console, f"Running the {label} flow: poll each entity, queue, deliver to Slack")
                 summary = run_flow(source, cfg)
                 print_summary(console, summary)
+            step(console, "A purchase order moves on in Dynamics GP (released, then received): "
+                          "the GP flow runs after each change")
+            sims["gp"].set_po_status("PO2109", "Released")
+            print_summary(console, run_flow("gp", cfg))
+            sims["gp"].receive_po("PO2109")
+            print_summary(console, run_flow("gp", cfg))
             _print_slack(console, sims["slack"])
             _print_previews(console, sims["slack"])
+            _print_living(console, sims["slack"])
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
@@ -114,6 +120,28 @@ def _print_previews(console: Any, slack: Any, count: int = 4) -> None:
         console.print()
         console.print(f"#{m['channel_name']}", style="bold")
         console.print(preview(m.get("blocks") or []), markup=False, highlight=False)
+
+
+def _print_living(console: Any, slack: Any) -> None:
+    """A document's living message as it stands now, with the replies in its thread."""
+    from erp_slack.slack.render import preview
+
+    posted = slack.posted()
+    threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for m in posted:
+        if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
+            threads.setdefault((m["channel"], m["thread_ts"]), []).append(m)
+    parent = next((m for m in posted if (m["channel"], m["ts"]) in threads), None)
+    if parent is None:
+        return
+    console.print()
+    console.print("[bold]One message per document[/bold]: its first message, edited to show where it "
+                  f"stands ({len(parent['edits'])} edits), and a reply in its thread per change:")
+    console.print()
+    console.print(f"#{parent['channel_name']}", style="bold")
+    console.print(preview(parent.get("blocks") or []), markup=False, highlight=False)
+    for reply in threads[(parent["channel"], parent["ts"])]:
+        console.print("  ↳ " + preview(reply.get("blocks") or []), markup=False, highlight=False)
 
 
 def _print_slack(console: Any, slack: Any) -> None:

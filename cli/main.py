@@ -41,11 +41,11 @@ def _describe(cfg: Any) -> list[str]:
     lines = []
     if cfg.syspro is not None:
         s = cfg.syspro
-        lines.append(f"SYSPRO ({s.transport}) {s.base_url} operator {s.operator} company {s.company_id}"
+        lines.append(f"SYSPRO ({s.transport}) {s.base_url} operator {s.operator} company {', '.join(s.company_list())}"
                      f"{'' if s.enabled else ' (disabled)'}")
     if cfg.dynamics_gp is not None:
         g = cfg.dynamics_gp
-        lines.append(f"Dynamics GP {g.base_url} tenant {g.tenant} company {g.company} as {g.username}"
+        lines.append(f"Dynamics GP {g.base_url} tenant {g.tenant} company {', '.join(g.company_list())} as {g.username}"
                      f"{'' if g.enabled else ' (disabled)'}")
     lines.append(f"Slack {cfg.slack.base_url or 'https://slack.com/api/'}; ops channel {cfg.slack.ops_channel or '(none)'}")
     from erp_slack.store import redact_url
@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     what = "backfill" if (args.since or args.until) else "poll cycle"
     with console.status(f"Running one {what} of {args.source}{' (dry run)' if args.dry_run else ''}…"):
         summary = run_flow(args.source, cfg, dry_run=args.dry_run, since=args.since, until=args.until,
-                           entities=args.entities.split(",") if args.entities else None)
+                           entities=args.entities.split(",") if args.entities else None, company=args.company)
     print_summary(console, summary)
     return 0
 
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--since", help="backfill from this cursor value (date, timestamp or rowversion)")
     r.add_argument("--until", help="backfill up to (not including) this cursor value")
     r.add_argument("--entities", help="comma-separated entity names (default: all)")
+    r.add_argument("--company", help="only this company (default: every company of the source)")
     r.add_argument("--debug", action="store_true", help="show Python tracebacks of a failed run")
     r.set_defaults(fn=cmd_run)
 
@@ -245,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--no-worker", action="store_true", help="set everything up but do not start a worker")
     u.add_argument("--detach", action="store_true", help="leave the server and worker running in the background")
     u.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    u.add_argument("--host", default="127.0.0.1",
+                   help="address the Prefect server listens on (0.0.0.0 for workers on other hosts)")
+    u.add_argument("--database", help="PostgreSQL URL for the Prefect server's own database (several hosts)")
     u.set_defaults(fn=cmd_up)
 
     dn = sub.add_parser("down", help="stop the worker and the Prefect server `up` started (keeps all data)")
@@ -278,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # server this command starts; a finance server has no business calling out.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # `run` and `demo` start a temporary Prefect server when none is configured; on a busy
+    # machine it can take longer than Prefect's default wait (CI saw a run fail on it).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from sqlalchemy.exc import SQLAlchemyError
 
     from erp_slack.errors import ConfigError, ErpSlackError

@@ -218,13 +218,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def ensure_server(inst: Installation, api: str, port: int, *, timeout: float = 180.0) -> bool:
+def ensure_server(inst: Installation, api: str, port: int, *, host: str = "127.0.0.1", timeout: float = 180.0) -> bool:
     """Make sure a Prefect server answers at ``api``; returns True if this call started it."""
     if _healthy(api):
         pid = inst.running("server")
         print(f"Prefect server: already running at {api.removesuffix('/api')}" + (f" (pid {pid})" if pid else ""))
         return False
-    pid = _start(inst, "server", [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+    pid = _start(inst, "server", [_prefect(), "server", "start", "--host", host, "--port", str(port)])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _healthy(api):
@@ -242,9 +242,22 @@ def _run(*argv: str, cwd: Path | None = None, ok_if: str | None = None) -> None:
         raise SystemExit(f"error: prefect {' '.join(argv)} failed:\n{res.stdout}{res.stderr}")
 
 
+def server_database_url(url: str) -> str:
+    """The Prefect server's database URL: a PostgreSQL URL as the audit store takes it
+    (``postgresql://…``) becomes the asyncpg form Prefect's server needs."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise SystemExit("error: --database takes a PostgreSQL URL (postgresql://user@host:5432/prefect)")
+    return url
+
+
 def _write_profile(api: str) -> None:
-    """Activate a Prefect profile pointing at this server, for every later command in any shell."""
+    """Activate a Prefect profile pointing at this server, for every later command in any shell
+    (and, with ``--database``, the database a server restarted by a later ``up`` must use)."""
     from prefect.settings import (
+        PREFECT_API_DATABASE_CONNECTION_URL,
         PREFECT_API_URL,
         PREFECT_SERVER_ANALYTICS_ENABLED,
         load_profiles,
@@ -252,7 +265,10 @@ def _write_profile(api: str) -> None:
     )
 
     profiles = load_profiles()
-    profiles.update_profile(PROFILE, {PREFECT_API_URL: api, PREFECT_SERVER_ANALYTICS_ENABLED: False})
+    values: dict[Any, Any] = {PREFECT_API_URL: api, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    if os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"):
+        values[PREFECT_API_DATABASE_CONNECTION_URL] = os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]
+    profiles.update_profile(PROFILE, values)
     profiles.set_active(PROFILE)
     save_profiles(profiles)
 
@@ -285,12 +301,15 @@ def up(args: argparse.Namespace) -> int:
     os.environ["PREFECT_SERVER_ENCRYPTION_KEY"] = encryption_key(inst.key_file)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if getattr(args, "database", None):
+        # The server's own database: PostgreSQL when workers on several hosts share it.
+        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = server_database_url(args.database)
     cfg = None
     if args.config:
         from erp_slack.config import load_config
 
         cfg = load_config(args.config)  # a bad file stops here, before anything starts
-    started_server = ensure_server(inst, api, port)
+    started_server = ensure_server(inst, api, port, host=getattr(args, "host", None) or "127.0.0.1")
     _write_profile(api)
     print(f"Prefect profile '{PROFILE}' is active: `prefect` commands in any shell use this server")
     _check_blocks_readable()
@@ -329,9 +348,8 @@ def _configure_deployments(cfg: Any) -> None:
 
     for line in update_deployments(cfg):
         print(line)
-    for source, company in (("syspro", cfg.syspro and cfg.syspro.company_id),
-                            ("gp", cfg.dynamics_gp and cfg.dynamics_gp.company)):
-        if company:
+    for source, section in (("syspro", cfg.syspro), ("gp", cfg.dynamics_gp)):
+        for company in section.company_list() if section is not None else []:
             _run("global-concurrency-limit", "create", source_lock_name(source, company), "--limit", "1",
                  ok_if="already exists")
     print("Runs of one source never overlap (scheduled runs and backfills share one slot)")

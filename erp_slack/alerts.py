@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from erp_slack.errors import SlackError
 from erp_slack.schema import audit_events
-from erp_slack.slack.render import SOURCE_NAMES, render_alert
 from erp_slack.slack.gateway import SlackGateway
+from erp_slack.slack.render import SOURCE_NAMES, render_alert
 from erp_slack.store import Store
 
 __all__ = ["raise_alert", "clear_alert", "alert_open"]
@@ -78,3 +78,18 @@ def _post(gateway: SlackGateway | None, channel: str | None, title: str, body: s
     except SlackError:
         return False  # the audit row still records the alert; Slack being down is not our failure
     return True
+
+
+def runs_resumed(
+    store: Store, gateway: SlackGateway | None, channel: str | None, *, source: str, company: str, gap: str,
+    late_after: str, flow_run_id: str | None = None,
+) -> bool:
+    """Say runs complete again after a gap longer than ``late_after``. The Prefect server
+    announced the gap itself (no run of ours was there to); this closes it."""
+    name = SOURCE_NAMES.get(source, source)
+    posted = _post(gateway, channel, f"{name} ({company}): runs are completing again",
+                   f"The run before this one completed {gap} ago (more than {late_after}). This run read "
+                   "everything since from where the last one stopped: nothing was missed.", ok=True)
+    store.audit("alert_cleared", source=source, company=company, entity="runs", channel=channel,
+                message=f"runs resumed after {gap}", details={"posted": posted}, flow_run_id=flow_run_id)
+    return posted

@@ -2,6 +2,9 @@
 
 Logs on to each configured source and off again, reads one row of each entity, asks Slack who
 the token is and whether the bot can post in every routed channel, and opens the audit store.
+For Dynamics GP it also looks for the other GP service on the same server (SBA REST, Web
+Services SOAP) and, when that one reads entities the configured one cannot, prints the lines to
+paste.
 Nothing is posted and no watermark moves. Each line says what to do about a failure.
 """
 
@@ -9,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
-from erp_slack.config import AppConfig
+from erp_slack.config import AppConfig, GpConnection
 from erp_slack.connect import gp_client, gp_entities, syspro_client, syspro_entities
 from erp_slack.errors import (
     EntityNotOffered,
     ErpSlackError,
     SlackRejected,
+    SourceAccessDenied,
     SourceAuthFailed,
     SourceError,
     SourceUnreachable,
@@ -64,7 +69,7 @@ def _source_checks(
             company = client.company
             for entity in selected:
                 try:
-                    rows = sum(len(p.rows) for p in client.pages(entity, since=None, limit=1))
+                    pages = list(client.pages(entity, since=None, limit=1))
                 except (SourceAuthFailed, SourceUnreachable):
                     raise
                 except EntityNotOffered as exc:
@@ -72,9 +77,24 @@ def _source_checks(
                                              f"not offered by this server; skipped ({exc})"))
                     continue
                 except SourceError as exc:
-                    reads.append(CheckResult(system, f"read {entity.name}", False, str(exc), exc.advice))
+                    advice = exc.advice
+                    if entity.cursor.kind == "rowversion" and entity.cursor.column in str(exc):
+                        advice = (f"This server will not let queries read {entity.cursor.column}, which change "
+                                  'capture relies on here: set transport = "odata" (dates with a lookback) or ask '
+                                  "your SYSPRO partner to allow the column.")
+                    reads.append(CheckResult(system, f"read {entity.name}", False, str(exc), advice))
                     continue
-                detail = f"{entity.table}: read {min(rows, 1)} row" + ("" if rows else " (table is empty)")
+                rows = sum(len(p.rows) for p in pages)
+                problems = [reason for p in pages for _, reason in p.problems]
+                if problems and not rows:
+                    # Rows came back but none can be used: change capture would see nothing.
+                    reads.append(CheckResult(
+                        system, f"read {entity.name}", False, f"{entity.table}: rows unusable: {problems[0]}",
+                        f"The poller needs {entity.cursor.column} on every row of {entity.table}; check the "
+                        "account can read that column (or pick the other transport)."))
+                    continue
+                detail = (f"{entity.table}: read 1 row, {entity.cursor.column} readable" if rows
+                          else f"{entity.table}: table is empty")
                 reads.append(CheckResult(system, f"read {entity.name}", True, detail))
         logoff = [CheckResult(system, "log off", True, "session released")]
     except SourceAuthFailed as exc:
@@ -87,6 +107,59 @@ def _source_checks(
     except ErpSlackError as exc:
         return [*reads, CheckResult(system, "connect", False, str(exc), "Check the configuration.")]
     return [CheckResult(system, "log on", True, f"company {company}"), *reads, *logoff]
+
+
+# The port GP's Web Services listen on unless the site changed it.
+_GP_WEBSERVICES_PORT = 48620
+
+
+def _gp_candidates(cfg: GpConnection) -> list[tuple[str, str]]:
+    """(transport, base_url) where a GP service may answer: the configured one first, then the
+    other paths on the same server, then the Web Services' usual port on the same host."""
+    parts = urlsplit(cfg.base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    found = [(cfg.transport, cfg.base_url.rstrip("/"))]
+    for candidate in (("sba", f"{origin}/GPService"), ("webservices", f"{origin}/DynamicsGPWebServices"),
+                      ("webservices", f"http://{parts.hostname}:{_GP_WEBSERVICES_PORT}/DynamicsGPWebServices")):
+        if not any(t == candidate[0] and urlsplit(u).netloc == urlsplit(candidate[1]).netloc for t, u in found):
+            found.append(candidate)
+    return found
+
+
+def _gp_discovery(cfg: GpConnection) -> list[CheckResult]:
+    """Which GP services answer on this server and which entities each offers; when another one
+    offers what the configured one does not (SBA without GL), the lines to paste to use it."""
+    offers: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for transport, url in _gp_candidates(cfg):
+        one = cfg.model_copy(update={"transport": transport, "base_url": url, "timeout": min(cfg.timeout, 10.0)})
+        offered, missing = [], []
+        try:
+            with gp_client(one) as client:
+                for entity in gp_entities(one):
+                    try:
+                        list(client.pages(entity, since=None, limit=1))
+                        offered.append(entity.name)
+                    except (EntityNotOffered, SourceAccessDenied):
+                        missing.append(entity.name)
+        except (SourceError, ErpSlackError):
+            continue  # nothing (usable) answers there
+        offers[(transport, url)] = (offered, missing)
+    rows = [
+        CheckResult("Dynamics GP", f"discover {transport}", True,
+                    f"{url} answers; offers {', '.join(offered) or 'nothing'}"
+                    + (f"; not {', '.join(missing)}" if missing else ""))
+        for (transport, url), (offered, missing) in offers.items()
+    ]
+    mine = offers.get((cfg.transport, cfg.base_url.rstrip("/")))
+    lacking = set(mine[1]) if mine else set(e.name for e in gp_entities(cfg))
+    for (transport, url), (offered, _) in offers.items():
+        gained = [name for name in offered if name in lacking]
+        if transport != cfg.transport and gained:
+            rows.append(CheckResult(
+                "Dynamics GP", "suggestion", True, f"the {transport} transport also reads {', '.join(gained)}",
+                f'To use it, set in [dynamics_gp]:\ntransport = "{transport}"\nbase_url = "{url}"'))
+            break
+    return rows
 
 
 def _channels(routes: Iterable[Rule]) -> list[str]:
@@ -128,6 +201,19 @@ def _slack_checks(gateway: SlackGateway, channels: Sequence[str]) -> list[CheckR
     return results
 
 
+def _notify_rows(routes: Sequence[Rule]) -> list[CheckResult]:
+    """Who each routing rule mentions: the only mentions any message can carry."""
+    rows = []
+    for i, rule in enumerate(routes):
+        if rule.notify:
+            kinds = {"users": [t for t in rule.notify if t[0] in "UW"],
+                     "user groups": [t for t in rule.notify if t[0] == "S"],
+                     "everyone in the channel": [t for t in rule.notify if t.startswith("@")]}
+            who = "; ".join(f"{k} {', '.join(v)}" for k, v in kinds.items() if v)
+            rows.append(CheckResult("Slack", f"mentions of {rule.label(i)}", True, f"{rule.channel}: {who}"))
+    return rows
+
+
 def _history_check(gateway: SlackGateway, channel: str, info: Mapping[str, Any]) -> CheckResult:
     """The bot must read a channel's history: after a post whose outcome is unknown (a timeout),
     that is how it finds out whether the message arrived instead of posting it twice."""
@@ -148,18 +234,25 @@ def run_checks(config: AppConfig, routes: Sequence[Rule] | None = None) -> list[
     """Every check the configuration calls for, in order. Posts nothing."""
     results: list[CheckResult] = []
     if config.syspro is not None and config.syspro.enabled:
-        cfg = config.syspro
-        results += _source_checks(f"SYSPRO ({cfg.transport})", lambda: syspro_client(cfg), syspro_entities(cfg),
-                                  cfg.entities)
+        sp = config.syspro
+        for name in sp.company_list():  # each company is a logon of its own
+            one = sp.for_company(name)
+            system = f"SYSPRO ({sp.transport})" + (f" {name}" if len(sp.company_list()) > 1 else "")
+            results += _source_checks(system, lambda one=one: syspro_client(one), syspro_entities(one), sp.entities)
     if config.dynamics_gp is not None and config.dynamics_gp.enabled:
-        gcfg = config.dynamics_gp
-        results += _source_checks("Dynamics GP", lambda: gp_client(gcfg), gp_entities(gcfg), gcfg.entities)
+        gp = config.dynamics_gp
+        for name in gp.company_list():
+            one_gp = gp.for_company(name)
+            system = "Dynamics GP" + (f" {name}" if len(gp.company_list()) > 1 else "")
+            results += _source_checks(system, lambda one=one_gp: gp_client(one), gp_entities(one_gp), gp.entities)
+        results += _gp_discovery(gp.for_company(gp.company_list()[0]))
     slack = config.slack
     gateway = SlackGateway(slack.token.get_secret_value(), base_url=slack.base_url)
     channels = _channels(routes if routes is not None else config.routes)
     if slack.ops_channel and slack.ops_channel not in channels:
         channels.append(slack.ops_channel)
     results += _slack_checks(gateway, channels)
+    results += _notify_rows(routes if routes is not None else config.routes)
     url = config.audit.url.get_secret_value()
     try:
         store = Store(url)

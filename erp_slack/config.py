@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from erp_slack.errors import ConfigError
 from erp_slack.routing import Rule
+from erp_slack.slack.quiet import QuietHours
 
 __all__ = [
     "AppConfig",
@@ -109,6 +110,7 @@ class _Connection(_Model):
     """
 
     SOURCE: ClassVar[str]
+    COMPANY_FIELD: ClassVar[str]  # the field that names the one company a client logs on to
 
     base_url: str = Field(description="Server URL, e.g. https://erp.example.local:20190.")
     verify: bool | str = Field(
@@ -120,10 +122,56 @@ class _Connection(_Model):
         "entity's own). Widen it when documents are entered back-dated or late.",
     )
 
+    companies: list[str] = Field(
+        default_factory=list,
+        description="Every company to poll, in turn, in one run (default: only the one named above). "
+                    "One company's failure never stops the others.",
+    )
+
+    company_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="What Slack calls each company, e.g. { EDU1 = \"Acme Outdoors\" }: messages read "
+                    "'company Acme Outdoors (EDU1)'. Default: the company as configured.",
+    )
+
     @field_validator("lookback", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return _as_duration(v)
+
+    @model_validator(mode="after")
+    def _named_companies(self) -> Self:
+        unknown = [c for c in self.company_names if c not in self.company_list()]
+        if unknown:
+            raise ValueError(f"company_names names {', '.join(map(repr, unknown))}, which this section does not "
+                             f"poll (companies: {', '.join(self.company_list())})")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_company(cls, data: Any) -> Any:
+        # `companies = ["EDU1", "EDU2"]` alone is enough: the first is the one named.
+        if isinstance(data, dict) and data.get("companies") and not data.get(cls.COMPANY_FIELD):
+            data = {**data, cls.COMPANY_FIELD: data["companies"][0]}
+        return data
+
+    @field_validator("companies")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        seen = [c.strip() for c in v]
+        if any(not c for c in seen) or len({c.upper() for c in seen}) != len(seen):
+            raise ValueError("companies must be distinct, non-empty names")
+        return seen
+
+    def company_list(self) -> list[str]:
+        """The companies a run polls, in order."""
+        return list(self.companies) or [getattr(self, self.COMPANY_FIELD)]
+
+    def for_company(self, company: str) -> Self:
+        """These settings for one of the companies (the one a client logs on to)."""
+        if company not in self.company_list():
+            raise ValueError(f"unknown company {company!r}; this source has {', '.join(self.company_list())}")
+        return self.model_copy(update={self.COMPANY_FIELD: company})
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +189,17 @@ class _SourceOptions(_Model):
     entities: list[str] | None = None
     first_run: Literal["baseline", "post"] = "baseline"
     silence_after: dict[str, timedelta] = Field(default_factory=dict)
+    late_after: timedelta | None = Field(
+        default=None, ge=timedelta(seconds=10),
+        description="Tell the ops channel when no scheduled run of this source has completed for this "
+                    "long (the worker is down, runs keep failing); default three schedule intervals, "
+                    "26 hours for a daily run. Checked by the Prefect server itself.",
+    )
+
+    @field_validator("late_after", mode="before")
+    @classmethod
+    def _late_after(cls, v: Any) -> Any:
+        return _as_duration(v)
 
     @field_validator("entities")
     @classmethod
@@ -160,6 +219,7 @@ class SysproConnection(_Connection):
     """Where SYSPRO is and how to log on (e.net Solutions REST or OData)."""
 
     SOURCE: ClassVar[str] = "syspro"
+    COMPANY_FIELD: ClassVar[str] = "company_id"
 
     transport: Literal["enet", "odata"] = Field(
         default="enet", description="Which SYSPRO API to use: e.net Solutions REST or OData (SYSPRO 8 2021 R2+)."
@@ -207,15 +267,25 @@ class ScheduleConfig(_Model):
 
 
 class GpConnection(_Connection):
-    """Where Dynamics GP's Service Based Architecture is and the Windows account that reads it."""
+    """Where Dynamics GP's web service is (Service Based Architecture REST, or Web Services
+    SOAP) and the Windows account that reads it."""
 
     SOURCE: ClassVar[str] = "gp"
+    COMPANY_FIELD: ClassVar[str] = "company"
 
-    tenant: str = Field(default="DefaultTenant", description="GP tenant name.")
-    company: str = Field(description="GP company name as GP shows it, e.g. Fabrikam, Inc.")
+    transport: Literal["sba", "webservices"] = Field(
+        default="sba",
+        description="Which GP service to read: 'sba' (Service Based Architecture REST, base_url "
+                    "https://host:443/GPService) or 'webservices' (Web Services for Microsoft Dynamics GP, "
+                    "legacy endpoint, base_url http://host:48620/DynamicsGPWebServices).",
+    )
+    tenant: str = Field(default="DefaultTenant", description="GP tenant name (SBA).")
+    company: str = Field(description="GP company name as GP shows it, e.g. Fabrikam, Inc. (Web Services also "
+                                     "take the numeric company id).")
     username: str = Field(description="Windows account, DOMAIN\\user or user@domain.")
     password: SecretStr = Field(description="Password of the Windows account.")
-    include_unposted: bool = Field(default=False, description="Also notify unposted (work) payables documents.")
+    include_unposted: bool = Field(
+        default=False, description="Also notify unposted (work) documents: payables, receipts, GL journal entries.")
 
     @property
     def company_name(self) -> str:
@@ -233,6 +303,31 @@ class GpConfig(GpConnection, _SourceOptions):
     """The ``[dynamics_gp]`` section: the connection, and when the daily run starts."""
 
     schedule: ScheduleConfig = ScheduleConfig()
+
+
+class QuietHoursConfig(_Model):
+    """One ``[[slack.quiet_hours]]`` window: when some channels are not to be pinged."""
+
+    channels: list[str] = Field(min_length=1, description="Channels it applies to, e.g. ['#ap-invoices'].")
+    start: time = Field(default=time(19, 0), description="Daily quiet time starts (local), e.g. 19:00.")
+    end: time = Field(default=time(7, 0), description="Daily quiet time ends (local), e.g. 07:00; the same as "
+                                                      "start for no daily window.")
+    weekends: bool = Field(default=False, description="Saturday and Sunday are quiet all day.")
+    timezone: str = Field(default="UTC", description="IANA time zone of start, end and the weekend.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return ScheduleConfig._tz(v)
+
+    @model_validator(mode="after")
+    def _some_quiet(self) -> Self:
+        if self.start == self.end and not self.weekends:
+            raise ValueError("start equals end and weekends is false: this window is never quiet")
+        return self
+
+    def to_core(self) -> QuietHours:
+        return QuietHours(frozenset(self.channels), self.start, self.end, self.weekends, self.timezone)
 
 
 class SlackConfig(_Model):
@@ -255,6 +350,11 @@ class SlackConfig(_Model):
         default=5, ge=1, description="A channel with more pending records than this gets digest messages."
     )
     digest_max: int = Field(default=20, ge=1, le=25, description="Records per digest message (at most 25).")
+    channel_burst: int = Field(
+        default=2, ge=1, le=5,
+        description="Posts a channel may take at once to catch up after a pause (Slack allows short bursts; "
+                    "1 keeps strictly to the rate).",
+    )
     time_scale: float = Field(default=1.0, gt=0, description="Simulators only: run every rate this many times faster.")
     shared_rate_limits: bool = Field(
         default=False,
@@ -263,6 +363,17 @@ class SlackConfig(_Model):
     max_waiting: timedelta | None = Field(
         default=timedelta(hours=1),
         description="Tell the ops channel when a record has waited this long for Slack (empty: never).",
+    )
+    quiet_hours: list[QuietHoursConfig] = Field(
+        default_factory=list,
+        description="Quiet hours per channel: records are held (never dropped) and go out as one digest when "
+                    "the window ends; urgent routes (urgent = true) go out at once.",
+    )
+    currency_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="ERP currency ids and the ISO code messages show for them, e.g. { \"Z-US$\" = \"USD\" } "
+                    "for Dynamics GP's sample ids; amounts then read 'USD 2,500.00'. The audit trail keeps the "
+                    "ERP's id.",
     )
     claim_lease: timedelta = Field(
         default=timedelta(minutes=2), gt=timedelta(0),
@@ -274,6 +385,14 @@ class SlackConfig(_Model):
     @classmethod
     def _lease_duration(cls, v: Any) -> Any:
         return _as_duration(v)
+
+    @field_validator("currency_codes")
+    @classmethod
+    def _iso_codes(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(code for code in v.values() if not re.fullmatch(r"[A-Z]{3}", code))
+        if bad:
+            raise ValueError(f"{bad} are not ISO 4217 codes (three capital letters, e.g. USD)")
+        return v
 
     @field_validator("token")
     @classmethod
@@ -339,7 +458,7 @@ def parse_config(data: dict[str, Any]) -> AppConfig:
         if isinstance(sect, dict) and isinstance(sect.get(key), str):
             sect[key] = resolve_secret(sect[key], f"{section}.{key}")
     try:
-        return AppConfig.model_validate(data)
+        cfg = AppConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_input=False)[0]
         path = ".".join(str(p) for p in err["loc"])
@@ -347,6 +466,21 @@ def parse_config(data: dict[str, Any]) -> AppConfig:
         if err["type"] == "extra_forbidden":
             msg = "unknown setting (check the spelling against erp-slack.example.toml)"
         raise ConfigError(path, msg) from None
+    _check_route_companies(cfg)
+    return cfg
+
+
+def _check_route_companies(cfg: AppConfig) -> None:
+    """A route for a company no source section names would never match: say so at load."""
+    sections = {"syspro": cfg.syspro, "gp": cfg.dynamics_gp}
+    for i, rule in enumerate(cfg.routes):
+        if rule.company == "*":
+            continue
+        known = [c for src, sect in sections.items() if sect is not None and rule.source in ("*", src)
+                 for c in sect.company_list()]
+        if rule.company not in known:
+            raise ConfigError(f"routes.{i}.company", f"unknown company {rule.company!r}; the configuration's "
+                              f"companies are {', '.join(known) or 'none'}")
 
 
 def load_config(path: str | Path) -> AppConfig:

@@ -13,6 +13,7 @@ from erp_slack.model import Entity
 from erp_slack.sources.base import AuditHook, SourceClient, no_audit
 from erp_slack.sources.gp.client import GpClient
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
+from erp_slack.sources.gp.webservices import GpWebServicesClient
 from erp_slack.sources.syspro.client import connect as syspro_connect
 from erp_slack.sources.syspro.entities import entities_for
 
@@ -37,7 +38,13 @@ def syspro_entities(cfg: SysproConnection) -> tuple[Entity, ...]:
 
 
 def gp_client(cfg: GpConnection, *, audit: AuditHook = no_audit) -> SourceClient:
-    """A Dynamics GP client (create one per run: NTLM authenticates the connection)."""
+    """A Dynamics GP client for ``cfg.transport`` (create one per run: NTLM authenticates the
+    connection)."""
+    if cfg.transport == "webservices":
+        return GpWebServicesClient(
+            cfg.base_url, cfg.company, cfg.username, cfg.password.get_secret_value(),
+            verify=cfg.verify, timeout=cfg.timeout, audit=audit, include_unposted=cfg.include_unposted,
+        )
     return GpClient(
         cfg.base_url, cfg.tenant, cfg.company, cfg.username, cfg.password.get_secret_value(),
         verify=cfg.verify, timeout=cfg.timeout, audit=audit, include_unposted=cfg.include_unposted,

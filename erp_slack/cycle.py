@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
-from erp_slack.alerts import clear_alert, raise_alert
+from erp_slack.alerts import clear_alert, raise_alert, runs_resumed
 from erp_slack.errors import (
+    CompaniesFailed,
     ConfigError,
     DeliveryFailed,
     SourceAccessDenied,
@@ -36,7 +37,7 @@ from erp_slack.pipeline import PollResult, Window, poll_entity
 from erp_slack.routing import DEFAULT_ROUTES, Rule
 from erp_slack.schema import DeliveryStatus
 from erp_slack.slack.gateway import SlackGateway
-from erp_slack.slack.send import DrainReport, DrainSettings, Drainer
+from erp_slack.slack.send import Drainer, DrainReport, DrainSettings
 from erp_slack.sources import all_entities
 from erp_slack.sources.base import AuditHook, SourceClient
 from erp_slack.store import Store
@@ -86,10 +87,14 @@ class Watch:
         silence_after: Entity name -> the longest it normally goes without a new or changed
             document; an entity quiet for longer (no AP invoice all day) is reported. An entity
             that never had a change is not.
+        late_after: The longest between two completed runs. The Prefect server tells ops when
+            it passes (an automation ``erp-slack up`` creates: no run of ours is there to);
+            the first run after such a gap says runs are completing again.
     """
 
     max_waiting: timedelta | None = None
     silence_after: Mapping[str, timedelta] = field(default_factory=dict)
+    late_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,7 @@ def run_cycle(
     log: logging.Logger | logging.LoggerAdapter[Any] = _log,
     publish: Callable[[RunSummary], None] | None = None,
     watch: Watch | None = None,
+    company_name: str | None = None,
 ) -> RunSummary:
     """One run of one source: poll ``entities`` through the client ``open_client(audit)`` makes,
     deliver to ``slack`` (nothing is delivered without it, nor in a dry run), alert, summarise.
@@ -227,10 +233,14 @@ def run_cycle(
     ``window_entities``). ``lock`` is held while polling (the flow passes its per-source limit).
     ``publish`` gets the summary before a delivery failure is raised (the flow's artifact).
     ``watch`` says what a live run also checks (records waiting too long, entities gone quiet).
+    ``company_name`` is what Slack calls the company (recorded for every drainer to render).
     Raises the run's failure after delivering what is queued: the source's error, or
     ``DeliveryFailed`` naming every channel that refused records.
     """
     summary = RunSummary(source, company, dry_run=dry_run)
+    store.name_company(source, company, company_name)
+    live = not dry_run and not window.is_backfill
+    started, previous_poll = datetime.now(timezone.utc), None
     audit = make_audit_hook(store, source=source, company=company, flow_run_id=flow_run_id, log=log)
     if window.is_backfill:
         log.info("Backfill window since=%s until=%s (the live watermark is not moved)", window.since, window.until)
@@ -246,6 +256,12 @@ def run_cycle(
     refused: list[str] = []  # "entity: what failed" for each entity that could not be read
     try:
         with lock or nullcontext(), open_client(audit) as client:
+            if live and watch and watch.late_after:
+                # Read under the lock: two runs let out at once (a worker back after a gap) must
+                # not both find the same gap; the second sees the first one's poll. The gap runs
+                # to when this run started, before it waited for the lock: time spent waiting
+                # behind another run is not time without runs (it made a second "runs are back").
+                previous_poll = store.last_poll_at(source, company)
             for entity in entities:
                 try:
                     result = poll(client, entity, store, rules, window, dry_run, first_run, flow_run_id)
@@ -274,10 +290,11 @@ def run_cycle(
             summary.halted = report.halted
     except Exception as exc:  # noqa: BLE001
         failure = failure or exc
-    if watch is not None and not dry_run and not window.is_backfill:
+    if watch is not None and live:
         try:
             _check_watch(watch, store, slack, source=source, company=company, entities=entities,
-                         flow_run_id=flow_run_id, log=log)
+                         flow_run_id=flow_run_id, log=log,
+                         gap=None if previous_poll is None or failure else started - previous_poll)
         except Exception:  # noqa: BLE001 - a check that cannot run must not hide the run's own outcome
             log.exception("could not check for waiting records and quiet entities")
     if isinstance(failure, SourceAuthFailed):
@@ -313,10 +330,14 @@ def run_cycle(
 
 def _check_watch(
     watch: Watch, store: Store, slack: SlackOut | None, *, source: str, company: str, entities: Sequence[Entity],
-    flow_run_id: str | None, log: logging.Logger | logging.LoggerAdapter[Any],
+    flow_run_id: str | None, log: logging.Logger | logging.LoggerAdapter[Any], gap: timedelta | None = None,
 ) -> None:
     gateway, channel = (slack.gateway, slack.ops_channel) if slack else (None, None)
     common = dict(source=source, company=company, flow_run_id=flow_run_id)
+    if watch.late_after is not None and gap is not None and gap > watch.late_after:
+        log.warning("The run before this one completed %s ago (more than %s)", _duration(gap),
+                    _duration(watch.late_after))
+        runs_resumed(store, gateway, channel, gap=_duration(gap), late_after=_duration(watch.late_after), **common)
     if watch.max_waiting is not None:
         waiting, oldest = store.waiting(source, company)
         if oldest is not None and oldest > watch.max_waiting:
@@ -357,7 +378,9 @@ def _duration(value: timedelta | None) -> str:
         return f"{seconds // 86400} days"
     if seconds >= 2 * 3600:
         return f"{seconds // 3600} h"
-    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+    if seconds >= 60:
+        return f"{seconds // 60} min" + (f" {seconds % 60} s" if seconds % 60 else "")
+    return f"{seconds} s"
 
 
 def _log_poll(log: logging.Logger | logging.LoggerAdapter[Any], result: PollResult) -> None:
@@ -369,6 +392,36 @@ def _log_poll(log: logging.Logger | logging.LoggerAdapter[Any], result: PollResu
         result.entity, result.rows_seen, result.new, result.updated, result.filtered, result.dry_run_rows,
         result.bad, readable_watermark(result.watermark_after),
     )
+
+
+def run_companies(companies: Sequence[str], run_one: Callable[[str], RunSummary]) -> list[RunSummary]:
+    """Run each company of a source in turn, whatever happens to the others; then raise what
+    failed: the one failure itself, or ``CompaniesFailed`` naming each company and its error."""
+    summaries: list[RunSummary] = []
+    failures: dict[str, Exception] = {}
+    for company in companies:
+        try:
+            summaries.append(run_one(company))
+        except Exception as exc:  # noqa: BLE001 - raised below, after every company has run
+            failures[company] = exc
+    if len(failures) == 1 and len(companies) == 1:
+        raise next(iter(failures.values()))
+    if failures:
+        raise CompaniesFailed(failures) from next(iter(failures.values()))
+    return summaries
+
+
+def summaries_dict(summaries: Sequence[RunSummary]) -> dict[str, Any]:
+    """What a flow returns: one company's summary as it is, several side by side with totals."""
+    if len(summaries) == 1:
+        return summaries[0].as_dict()
+    parts = [s.as_dict() for s in summaries]
+    return {
+        "companies": {s.company: d for s, d in zip(summaries, parts)},
+        "polls": [p for d in parts for p in d["polls"]],
+        "delivered_records": sum(d["delivered_records"] for d in parts),
+        "messages": sum(d["messages"] for d in parts),
+    }
 
 
 class Undelivered(DeliveryFailed):

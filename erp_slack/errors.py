@@ -214,3 +214,13 @@ class DeliveryAmbiguous(SlackError):
         self.reason = reason
         self.method = method
         super().__init__(f"{method} outcome unknown: {reason}")
+
+
+class CompaniesFailed(ErpSlackError):
+    """Some companies of a source failed in a run that polled several (the others ran)."""
+
+    def __init__(self, failures: "dict[str, Exception]") -> None:
+        self.failures = dict(failures)
+        super().__init__("; ".join(f"{company}: {exc}" for company, exc in self.failures.items()))
+        advices = {getattr(exc, "advice", "") for exc in self.failures.values()} - {""}
+        self.advice = " ".join(sorted(advices))

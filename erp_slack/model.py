@@ -12,9 +12,9 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
@@ -94,6 +94,8 @@ class Entity:
         link: Optional format string for a link back into the ERP (fields as placeholders).
         watch: Fields whose change counts as a new version (default: every field but the cursor).
         optional: True for resources a site may not expose (a 404 skips the entity, audited).
+        period_field: The document's own date that places it in an archive period (its posting
+            or journal date), for rules with ``archive``.
         by_date: The same document read by a date column, for a backfill given dates when this
             entity's own cursor is not a date (a rowversion has no relation to the calendar).
         options: Source-specific options for the client, as that source's own typed value
@@ -120,6 +122,7 @@ class Entity:
     watch: tuple[str, ...] | None = None
     optional: bool = False
     by_date: "Entity | None" = None
+    period_field: str | None = None
     options: Any = None
 
     def __post_init__(self) -> None:

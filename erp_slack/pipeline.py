@@ -18,8 +18,9 @@ from typing import Any, Mapping, Sequence
 from erp_slack.errors import BadRecord, EntityNotOffered
 from erp_slack.model import CursorValue, Entity, cursor_to_text, lower_bound, normalise, parse_cursor
 from erp_slack.routing import Rule, route
-from erp_slack.sources.base import SourceClient
 from erp_slack.schema import DeliveryStatus
+from erp_slack.slack.archive import period_of
+from erp_slack.sources.base import SourceClient
 from erp_slack.store import BASELINE_REASON, NewDelivery, Store
 
 __all__ = ["PollResult", "poll_entity", "Window", "FIRST_RUN"]
@@ -154,7 +155,12 @@ def poll_entity(
                     NewDelivery(
                         record_key=rec.key, version=rec.version, channel=decision.channel or "", status=status,
                         fields=rec.fields, cursor=cursor_to_text(kind, rec.cursor), reason=reason,
-                        status_field=entity.status_field, watch=entity.version_fields,
+                        status_field=entity.status_field, watch=entity.version_fields, mentions=decision.notify,
+                        urgent=decision.urgent, style=decision.style,
+                        archive=(period_of(rec.fields.get(entity.period_field) if entity.period_field else None,
+                                           decision.archive, decision.archive_timezone)
+                                 if decision.archive and status == DeliveryStatus.PENDING else None),
+                        broadcast=decision.archive_in_channel,
                     )
                 )
             for raw, reason in page.problems:

@@ -120,9 +120,12 @@ def status_markdown(store: Store) -> str:
 def report_markdown(store: Store, *, days: int = 7) -> str:
     """The whole report as Markdown: counts, oldest pending age, failures."""
     age = store.oldest_pending_age()
+    held = store.held()
     parts = [
         f"## Deliveries, last {days} days", to_markdown(delivery_table(store, days=days)), "",
         f"Oldest pending delivery: {_age(age)}", "",
+        *([f"Held for quiet hours: {held} (pending; they go out as a digest when the window ends)", ""]
+          if held else []),
         "## Failures", to_markdown(failures(store, days=days)),
     ]
     return "\n".join(parts)

@@ -7,15 +7,20 @@ rule matches is recorded as ``filtered`` with the reason "no route", never silen
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from erp_slack.model import Entity, Record
 
 __all__ = ["Rule", "Routes", "Route", "route", "DEFAULT_ROUTES"]
+
+# What a rule may mention: a user (U…/W…), a user group (S…), or the channel's members.
+MENTION = re.compile(r"[UW][A-Z0-9]{6,}|S[A-Z0-9]{6,}|@here|@channel")
 
 
 class Rule(BaseModel):
@@ -33,6 +38,19 @@ class Rule(BaseModel):
             supplier, vendor or customer code).
         exclude_suppliers: Never match documents of these parties.
         statuses: Match only these statuses (as shown, e.g. ``Released``).
+        notify: Who the messages of this rule mention: Slack user ids (``U…``/``W…``), user-group
+            ids (``S…``), or ``@here``/``@channel``. The only mentions a message can carry: text
+            from the ERP is always escaped.
+        urgent: Its records go out at once even in the channel's quiet hours.
+        message: How a document's later changes reach the channel: ``living`` (default) edits
+            the document's first message so it always shows the current state and adds a thread
+            reply saying what changed; ``thread-only`` adds the reply only; ``new-message``
+            posts each change as a message of its own.
+        archive: ``month`` or ``week``: each record is a reply in its period's thread (one parent
+            per channel, company and period, showing the period's counts and totals), the period
+            taken from the document's own posting or journal date.
+        archive_timezone: The company's time zone, where a period starts and ends.
+        archive_in_channel: Archive replies are also shown in the channel.
         name: A label for this rule in audit rows and reports.
     """
 
@@ -48,6 +66,12 @@ class Rule(BaseModel):
     suppliers: list[str] | None = None
     exclude_suppliers: list[str] = Field(default_factory=list)
     statuses: list[str] | None = None
+    notify: list[str] = Field(default_factory=list)
+    urgent: bool = False
+    message: Literal["living", "thread-only", "new-message"] = "living"
+    archive: Literal["month", "week"] | None = None
+    archive_timezone: str = "UTC"
+    archive_in_channel: bool = False
     name: str | None = None
 
     @field_validator("entity")
@@ -76,10 +100,30 @@ class Rule(BaseModel):
             raise ValueError("must be a channel name like '#ap-invoices' or a channel ID")
         return v.strip() if v else v
 
+    @field_validator("notify")
+    @classmethod
+    def _mentionable(cls, v: list[str]) -> list[str]:
+        for target in v:
+            if not MENTION.fullmatch(target):
+                raise ValueError(f"{target!r} is not a Slack user id (U… or W…), a user-group id (S…), "
+                                 "'@here' or '@channel' (find ids in a profile's or group's 'Copy member ID')")
+        return list(dict.fromkeys(v))
+
+    @field_validator("archive_timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone name like 'Europe/London' or 'UTC'") from None
+        return v
+
     @model_validator(mode="after")
     def _coherent(self) -> "Rule":
         if not self.skip and not self.channel:
             raise ValueError("a rule needs a channel (or skip = true)")
+        if self.skip and self.notify:
+            raise ValueError("a rule that skips records notifies nobody: drop notify or skip")
         if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
             raise ValueError("min_amount is above max_amount")
         return self
@@ -126,10 +170,16 @@ class Routes(BaseModel):
 
 @dataclass(frozen=True)
 class Route:
-    """A routing decision: a channel, or None with the reason it was filtered."""
+    """A routing decision: a channel, or None with the reason it was filtered; who to mention."""
 
     channel: str | None
     reason: str
+    notify: tuple[str, ...] = ()
+    urgent: bool = False
+    style: str = "living"
+    archive: str | None = None  # month | week
+    archive_timezone: str = "UTC"
+    archive_in_channel: bool = False
 
 
 def route(record: Record, entity: Entity, rules: Sequence[Rule]) -> Route:
@@ -138,7 +188,8 @@ def route(record: Record, entity: Entity, rules: Sequence[Rule]) -> Route:
         if rule.matches(record, entity):
             if rule.skip:
                 return Route(None, f"filtered by {rule.label(i)}")
-            return Route(rule.channel, f"routed by {rule.label(i)}")
+            return Route(rule.channel, f"routed by {rule.label(i)}", tuple(rule.notify), rule.urgent, rule.message,
+                         rule.archive, rule.archive_timezone, rule.archive_in_channel)
     return Route(None, "no route")
 
 

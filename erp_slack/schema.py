@@ -25,8 +25,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import (
+    false as sa_false,
+)
 
-__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "channel_pace", "DeliveryStatus", "STATUSES", "EVENTS"]
+__all__ = ["metadata", "watermarks", "deliveries", "audit_events", "channel_pace", "company_names", "living_messages",
+           "archive_threads", "DeliveryStatus", "STATUSES", "EVENTS"]
 
 metadata = MetaData()
 
@@ -86,6 +90,17 @@ deliveries = Table(
     Column("fields", Text, nullable=False),
     Column("changes", Text),
     Column("payload", Text),
+    Column("mentions", Text),  # JSON list of who the routing rule notifies (migration 0006)
+    # Sent at once even in the channel's quiet hours: the routing rule said so (migration 0006).
+    Column("urgent", Boolean, nullable=False, default=False, server_default=sa_false()),
+    # The routing rule's message style: living (default), thread-only or new-message (0007).
+    Column("style", String(20)),
+    # The living message this delivery replied under (its reply is looked for in that thread).
+    Column("thread_ts", String(32)),
+    # The archive period this delivery is a reply of (month:2026-11), and whether that reply is
+    # also shown in the channel (migration 0008).
+    Column("archive", String(40)),
+    Column("broadcast", Boolean, nullable=False, default=False, server_default=sa_false()),
     Column("batch_uid", String(32)),
     Column("batch_size", Integer),
     Column("slack_channel_id", String(32)),
@@ -128,9 +143,56 @@ audit_events = Table(
 
 # The next time each channel may be posted to (seconds since the epoch), shared by every drainer
 # on this database: one atomic update per post reserves a slot.
+# What Slack calls a company ("Acme Outdoors" for EDU1), as the last run of it was configured.
+company_names = Table(
+    "company_names",
+    metadata,
+    Column("source", String(20), primary_key=True),
+    Column("company", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
 channel_pace = Table(
     "channel_pace",
     metadata,
     Column("channel", String(100), primary_key=True),
     Column("next_at", Float, nullable=False),
+)
+
+# One Slack message per document and channel that shows its current state (migration 0007):
+# where it is, and the newest delivery rendered into it (edits never go back to an older one).
+living_messages = Table(
+    "living_messages",
+    metadata,
+    Column("source", String(20), primary_key=True),
+    Column("company", String(100), primary_key=True),
+    Column("entity", String(60), primary_key=True),
+    Column("record_key", String(200), primary_key=True),
+    Column("channel", String(100), primary_key=True),
+    Column("channel_id", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("delivery_id", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A period's archive thread per channel, source and company (migration 0008): the parent message
+# (posted once: ``uid`` is in its metadata, so an unrecorded post is found, not repeated), how many
+# replies it has had (``version``) and how many its totals show (``shown``), and whether it shows
+# the period as closed.
+archive_threads = Table(
+    "archive_threads",
+    metadata,
+    Column("channel", String(100), primary_key=True),
+    Column("source", String(20), primary_key=True),
+    Column("company", String(100), primary_key=True),
+    Column("period", String(40), primary_key=True),
+    Column("label", String(100), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("uid", String(32), nullable=False),
+    Column("channel_id", String(32)),
+    Column("ts", String(32)),
+    Column("attempted_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
+    Column("shown", Integer, nullable=False, default=-1, server_default="-1"),
+    Column("closed", Boolean, nullable=False, default=False, server_default=sa_false()),
 )

@@ -21,13 +21,24 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, create_engine, event, func, insert, select, text, update
+from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from erp_slack.model import CursorKind, CursorValue, cursor_from_text, cursor_to_text
-from erp_slack.schema import DeliveryStatus, audit_events, channel_pace, deliveries, watermarks
+from erp_slack.schema import (
+    DeliveryStatus,
+    archive_threads,
+    audit_events,
+    channel_pace,
+    company_names,
+    deliveries,
+    living_messages,
+    watermarks,
+)
+from erp_slack.slack.archive import Period
 
 _DELIVERY_KEY = ("source", "company", "entity", "record_key", "version", "dry_run", "revision")
+_THREAD_KEY = ("channel", "source", "company", "period")
 
 __all__ = ["Store", "NewDelivery", "Delivery", "EnqueueResult", "utcnow", "redact_url"]
 
@@ -68,6 +79,9 @@ def _aware(value: datetime | None) -> datetime | None:
         return value
     return value.replace(tzinfo=timezone.utc)
 
+# How a row held for a channel's quiet hours says so in last_error (it stays pending).
+HELD = "held: quiet hours"
+
 
 @dataclass(frozen=True)
 class NewDelivery:
@@ -83,6 +97,11 @@ class NewDelivery:
     status_field: str | None = None
     watch: tuple[str, ...] = ()  # fields whose change is news; others never show as "what changed"
     payload: Mapping[str, Any] | None = None
+    mentions: tuple[str, ...] = ()  # who the routing rule notifies
+    urgent: bool = False  # sent even in the channel's quiet hours
+    style: str = "living"  # how later changes reach the channel: the routing rule's ``message``
+    archive: Period | None = None  # the archive period it is a reply in, if its rule archives
+    broadcast: bool = False  # that reply is also shown in the channel
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,45 @@ class Delivery:
     batch_uid: str | None = None
     claimed_at: datetime | None = None
     first_attempt_at: datetime | None = None
+    mentions: tuple[str, ...] = ()
+    urgent: bool = False
+    style: str = "new-message"  # rows from before living messages (0007) were each their own
+    thread_ts: str | None = None
+    archive: str | None = None  # period key (month:2026-11) of its archive thread
+    broadcast: bool = False
+
+    @property
+    def document(self) -> tuple[str, str, str, str, str]:
+        """Which living message this delivery belongs to: its document in its channel."""
+        return (self.source, self.company, self.entity, self.record_key, self.channel)
+
+
+@dataclass(frozen=True)
+class ArchiveThread:
+    """A period's archive thread in one channel, for one source and company."""
+
+    channel: str
+    source: str
+    company: str
+    period: str
+    label: str
+    ends_at: datetime
+    uid: str
+    channel_id: str | None
+    ts: str | None
+    attempted_at: datetime | None
+    version: int
+    shown: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class Living:
+    """A document's living message in one channel, and the newest delivery rendered into it."""
+
+    channel_id: str
+    ts: str
+    delivery_id: int
 
 
 @dataclass
@@ -252,6 +310,7 @@ class Store:
             prior = self._latest_versions(conn, source, company, entity, {i.record_key for i in items}, dry_run)
             rows = []
             revive: list[tuple[int, NewDelivery]] = []
+            threads: dict[tuple[str, str], Period] = {}
             seen: set[tuple[str, str]] = set()
             for item in items:
                 verdict = classify_version(item, prior.get(item.record_key),
@@ -278,9 +337,19 @@ class Store:
                         channel=item.channel, status=item.status, reason=item.reason or None, cursor=item.cursor,
                         fields=_json(dict(item.fields)), changes=_json(changes) if changes else None,
                         payload=_json(item.payload) if item.payload is not None else None,
-                        attempts=0, created_at=now, updated_at=now, flow_run_id=flow_run_id,
+                        mentions=_json(list(item.mentions)) if item.mentions else None, urgent=item.urgent,
+                        style=item.style, attempts=0, created_at=now, updated_at=now, flow_run_id=flow_run_id,
+                        archive=item.archive.key if item.archive else None, broadcast=item.broadcast,
                     )
                 )
+                if item.archive is not None:
+                    threads[(item.channel, item.archive.key)] = item.archive
+            if threads:
+                # Each period's thread is known before any of its replies can be claimed.
+                conn.execute(self._insert_ignore(archive_threads, _THREAD_KEY), [
+                    dict(channel=channel, source=source, company=company, period=p.key, label=p.label,
+                         ends_at=p.ends_at, uid=uuid.uuid4().hex, version=0, shown=-1, closed=False)
+                    for (channel, _), p in threads.items()])
             if rows:
                 # Another run may have inserted the same version a moment ago: that is a duplicate,
                 # not an error (the unique key is the guarantee; the prior-read is the fast path).
@@ -437,6 +506,31 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0]: r[1] for r in conn.execute(q)}
 
+    def hold(self, channel: str, until: datetime, *, now: datetime | None = None) -> int:
+        """Hold the channel's pending rows that are not urgent until ``until`` (its quiet hours
+        end); returns how many were newly held. They stay ``pending``: nothing is dropped."""
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(deliveries).where(
+                    deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.channel == channel,
+                    deliveries.c.urgent.is_(False),
+                    (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at < until))
+                .values(next_attempt_at=until, last_error=f"{HELD} until {until.isoformat(timespec='minutes')}",
+                        updated_at=now)
+            ).rowcount
+
+    def held(self, channel: str | None = None, *, ready: bool = False, now: datetime | None = None) -> int:
+        """Pending rows held for quiet hours (``ready``: only those whose window has ended)."""
+        q = select(func.count()).where(deliveries.c.status == DeliveryStatus.PENDING,
+                                       deliveries.c.last_error.like(f"{HELD}%"))
+        if channel is not None:
+            q = q.where(deliveries.c.channel == channel)
+        if ready:
+            q = q.where(deliveries.c.next_attempt_at <= (now or utcnow()))
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
+
     def pending_count(self, channel: str) -> int:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -540,9 +634,98 @@ class Store:
         if payload is not None and len(ids) == 1:
             values["payload"] = _json(payload)
         with self.engine.begin() as conn:
+            if len(ids) == 1:
+                # A message of its own (not a reply, not a digest) of a living or thread-only rule
+                # becomes its document's living message, in the same transaction as the send.
+                row = conn.execute(_mine(select(deliveries), ids, worker)).first()
+                if row is not None and row.thread_ts is None and row.style in ("living", "thread-only") \
+                        and row.archive is None:
+                    self._set_living(conn, _delivery(row), channel_id, ts, now)
+            first = conn.execute(_mine(select(deliveries), ids[:1], worker)).first()
+            if first is not None and first.archive is not None:
+                # The period's totals now lag one reply behind: its parent is refreshed from this.
+                conn.execute(update(archive_threads).where(*_thread_of(first)).values(
+                    version=archive_threads.c.version + 1))
             conn.execute(_mine(update(deliveries), ids, worker).values(**values))
 
-    def mark_attempt(self, ids: Sequence[int], *, worker: str) -> bool:
+    # --- archive threads ------------------------------------------------------------------
+
+    def archive_thread(self, d: Delivery) -> ArchiveThread | None:
+        """The archive thread ``d`` is a reply in."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(archive_threads).where(*_thread_of(d))).first()
+        return None if row is None else _thread(row)
+
+    def archive_attempt(self, thread: ArchiveThread) -> None:
+        """Record that the thread's parent is about to be posted (after this, a missing ``ts``
+        means "look for it in the channel before posting")."""
+        with self.engine.begin() as conn:
+            conn.execute(update(archive_threads).where(*_thread_of(thread), archive_threads.c.attempted_at.is_(None))
+                         .values(attempted_at=utcnow()))
+
+    def archive_posted(self, thread: ArchiveThread, channel_id: str, ts: str) -> None:
+        with self.engine.begin() as conn:
+            # Posted with no replies yet: it shows version 0 as it is.
+            conn.execute(update(archive_threads).where(*_thread_of(thread)).values(channel_id=channel_id, ts=ts,
+                                                                                    shown=0))
+
+    def archive_due(self, now: datetime | None = None) -> list[ArchiveThread]:
+        """Posted parents whose totals lag their replies, or whose period has ended and which do
+        not say so yet."""
+        now = now or utcnow()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(archive_threads).where(
+                archive_threads.c.ts.is_not(None),
+                (archive_threads.c.version > archive_threads.c.shown)
+                | (archive_threads.c.closed.is_(False) & (archive_threads.c.ends_at <= now)))).all()
+        return [_thread(r) for r in rows]
+
+    def archive_replies(self, thread: ArchiveThread) -> list[Delivery]:
+        """The deliveries sent into a period's thread (what its totals add up)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries).where(
+                deliveries.c.channel == thread.channel, deliveries.c.source == thread.source,
+                deliveries.c.company == thread.company, deliveries.c.archive == thread.period,
+                deliveries.c.status == DeliveryStatus.SENT).order_by(deliveries.c.id)).all()
+        return [_delivery(r) for r in rows]
+
+    def archive_shown(self, thread: ArchiveThread, version: int, closed: bool) -> None:
+        """The parent now shows ``version`` replies' totals (and the period closed, if so)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(archive_threads).where(*_thread_of(thread), archive_threads.c.shown < version)
+                         .values(shown=version))
+            if closed:
+                conn.execute(update(archive_threads).where(*_thread_of(thread)).values(closed=True))
+
+    def _set_living(self, conn: Connection, d: Delivery, channel_id: str, ts: str, now: datetime) -> None:
+        source, company, entity, key, channel = d.document
+        values = dict(channel_id=channel_id, ts=ts, delivery_id=d.id, updated_at=now)
+        conn.execute(self._upsert(living_messages).values(
+            source=source, company=company, entity=entity, record_key=key, channel=channel, **values,
+        ).on_conflict_do_update(index_elements=["source", "company", "entity", "record_key", "channel"], set_=values,
+                                 where=living_messages.c.delivery_id < d.id))
+
+    def living(self, d: Delivery) -> Living | None:
+        """The living message of ``d``'s document in its channel, if it has one."""
+        source, company, entity, key, channel = d.document
+        with self.engine.connect() as conn:
+            row = conn.execute(select(living_messages).where(
+                living_messages.c.source == source, living_messages.c.company == company,
+                living_messages.c.entity == entity, living_messages.c.record_key == key,
+                living_messages.c.channel == channel)).first()
+        return None if row is None else Living(row.channel_id, row.ts, row.delivery_id)
+
+    def living_edited(self, d: Delivery) -> None:
+        """Record that the living message now shows ``d`` (never an older delivery than it had)."""
+        source, company, entity, key, channel = d.document
+        with self.engine.begin() as conn:
+            conn.execute(update(living_messages).where(
+                living_messages.c.source == source, living_messages.c.company == company,
+                living_messages.c.entity == entity, living_messages.c.record_key == key,
+                living_messages.c.channel == channel, living_messages.c.delivery_id < d.id,
+            ).values(delivery_id=d.id, updated_at=utcnow()))
+
+    def mark_attempt(self, ids: Sequence[int], *, worker: str, thread_ts: str | None = None) -> bool:
         """Record an attempt just before posting; False if any row is no longer this worker's.
 
         The claim is refreshed in the same statement, so "still mine?" and "I am sending it now"
@@ -552,7 +735,7 @@ class Store:
         with self.engine.begin() as conn:
             n = conn.execute(
                 _mine(update(deliveries), ids, worker).values(
-                    attempts=deliveries.c.attempts + 1, claimed_at=now, updated_at=now,
+                    attempts=deliveries.c.attempts + 1, claimed_at=now, updated_at=now, thread_ts=thread_ts,
                     first_attempt_at=func.coalesce(deliveries.c.first_attempt_at, now),
                 )
             ).rowcount
@@ -682,18 +865,45 @@ class Store:
                 row(r[0], r[1], r[2])["oldest_waiting"] = now - _aware(r[3])  # type: ignore[operator]
         return [rows[k] for k in sorted(rows)]
 
-    def reserve_slot(self, channel: str, interval: float, *, now: float) -> float:
+    def reserve_slot(self, channel: str, interval: float, *, now: float, burst: int = 1) -> float:
         """The time (seconds since the epoch) this drainer may post to ``channel``, with the
         channel's next slot moved one ``interval`` past it, atomically: every drainer on this
-        database keeps the channel's pace together. The first slot is ``now``; a slot is never
-        earlier than ``now`` (time not used is not saved up)."""
+        database keeps the channel's pace together.
+
+        Slots follow a schedule: the next is the last plus ``interval``, not "now plus
+        interval", so time lost to a slow write or a pause is made up. A slot may lie up to
+        ``burst - 1`` intervals in the past, which posts at once to catch up, but never more: a
+        channel idle for longer starts again from ``now - (burst - 1) * interval``. This is a
+        token bucket of capacity ``burst`` kept as one number (the generic cell rate algorithm)."""
+        earliest = now - (burst - 1) * interval
         insert_ = self._upsert(channel_pace)
         stmt = insert_.values(channel=channel, next_at=now + interval).on_conflict_do_update(
             index_elements=["channel"],
-            set_={"next_at": self._greatest(channel_pace.c.next_at, now) + interval},
+            set_={"next_at": self._greatest(channel_pace.c.next_at, earliest) + interval},
         ).returning(channel_pace.c.next_at)
         with self.engine.begin() as conn:
             return float(conn.execute(stmt).scalar_one()) - interval
+
+    def name_company(self, source: str, company: str, name: str | None) -> None:
+        """Record what Slack calls this company (None: the company as it is)."""
+        with self.engine.begin() as conn:
+            if not name:
+                conn.execute(delete(company_names).where(company_names.c.source == source,
+                                                         company_names.c.company == company))
+                return
+            conn.execute(self._upsert(company_names).values(source=source, company=company, name=name)
+                         .on_conflict_do_update(index_elements=["source", "company"], set_={"name": name}))
+
+    def company_names(self) -> dict[tuple[str, str], str]:
+        """(source, company) -> the name Slack shows, for every company that has one."""
+        with self.engine.connect() as conn:
+            return {(r.source, r.company): r.name for r in conn.execute(select(company_names))}
+
+    def push_slot(self, channel: str, at_least: float) -> None:
+        """Move ``channel``'s next slot to ``at_least`` if it is earlier (a post that went late)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(channel_pace).where(channel_pace.c.channel == channel, channel_pace.c.next_at < at_least)
+                         .values(next_at=at_least))
 
     def _upsert(self, table: Any) -> Any:
         if self.is_postgres:
@@ -710,13 +920,19 @@ class Store:
 
     def waiting(self, source: str, company: str, now: datetime | None = None) -> tuple[int, timedelta | None]:
         """Live deliveries of one source and company not yet in Slack (pending or sending), and
-        how long the oldest has waited."""
+        how long the oldest has waited; rows held for a channel's quiet hours wait on purpose and
+        are not counted until their window has ended."""
+        now = now or utcnow()
+        # Spelled out so that a NULL last_error or next_attempt_at counts as "not held" (NOT of a
+        # NULL comparison is NULL in SQL, and would hide every ordinary row).
+        not_held = or_(deliveries.c.last_error.is_(None), ~deliveries.c.last_error.like(f"{HELD}%"),
+                       deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now)
         with self.engine.connect() as conn:
             count, oldest = conn.execute(
                 select(func.count(), func.min(deliveries.c.created_at)).where(
                     deliveries.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
                     deliveries.c.source == source, deliveries.c.company == company,
-                    deliveries.c.dry_run.is_(False))
+                    deliveries.c.dry_run.is_(False), not_held)
             ).one()
         return count, None if oldest is None else (now or utcnow()) - _aware(oldest)  # type: ignore[operator]
 
@@ -729,6 +945,16 @@ class Store:
                     deliveries.c.dry_run.is_(False), deliveries.c.status != DeliveryStatus.FILTERED)
             ).scalar()
         return _aware(newest)
+
+    def last_poll_at(self, source: str, company: str) -> datetime | None:
+        """When a poll of this source and company last completed (any entity, any run)."""
+        with self.engine.connect() as conn:
+            last = conn.execute(
+                select(func.max(audit_events.c.at)).where(
+                    audit_events.c.kind == "poll", audit_events.c.source == source,
+                    audit_events.c.company == company)
+            ).scalar()
+        return _aware(last)
 
     def claimed(self, now: datetime | None = None) -> tuple[int, timedelta | None]:
         """Rows ``sending`` under some drainer's claim, and how long the oldest claim has lasted:
@@ -826,6 +1052,21 @@ def _jsonish(v: Any) -> Any:
     return json.loads(_json(v)) if v is not None else None
 
 
+def _thread_of(x: Any) -> tuple[Any, ...]:
+    """The archive thread of a delivery (row or Delivery) or of an ArchiveThread, as a WHERE."""
+    period = x.period if isinstance(x, ArchiveThread) else x.archive
+    return (archive_threads.c.channel == x.channel, archive_threads.c.source == x.source,
+            archive_threads.c.company == x.company, archive_threads.c.period == period)
+
+
+def _thread(r: Any) -> ArchiveThread:
+    return ArchiveThread(
+        channel=r.channel, source=r.source, company=r.company, period=r.period, label=r.label,
+        ends_at=_aware(r.ends_at), uid=r.uid, channel_id=r.channel_id, ts=r.ts,  # type: ignore[arg-type]
+        attempted_at=_aware(r.attempted_at), version=r.version, shown=r.shown, closed=bool(r.closed),
+    )
+
+
 def _delivery(r: Any) -> Delivery:
     return Delivery(
         id=r.id, uid=r.uid, source=r.source, company=r.company, entity=r.entity, record_key=r.record_key,
@@ -833,6 +1074,8 @@ def _delivery(r: Any) -> Delivery:
         changes=tuple(tuple(c) for c in json.loads(r.changes)) if r.changes else (),  # type: ignore[misc]
         attempts=r.attempts, created_at=_aware(r.created_at), batch_uid=r.batch_uid,  # type: ignore[arg-type]
         claimed_at=_aware(r.claimed_at), first_attempt_at=_aware(r.first_attempt_at),
+        mentions=tuple(json.loads(r.mentions)) if r.mentions else (), urgent=bool(r.urgent),
+        style=r.style or "new-message", thread_ts=r.thread_ts, archive=r.archive, broadcast=bool(r.broadcast),
     )
 
 

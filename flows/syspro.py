@@ -7,6 +7,7 @@ from typing import Any, Literal
 from prefect import flow
 
 from blocks import SysproCredentials
+from erp_slack.cycle import summaries_dict
 from erp_slack.routing import DEFAULT_ROUTES, Rule
 from flows.pipeline import run_source
 
@@ -20,6 +21,8 @@ def syspro_to_slack(
     until: str | int | None = None,
     first_run: Literal["baseline", "post"] = "baseline",
     silence_after: dict[str, str] | None = None,
+    late_after: str | None = None,
+    company: str | None = None,
     syspro_block: str = "syspro",
     slack_block: str = "slack",
     audit_block: str = "audit",
@@ -37,14 +40,17 @@ def syspro_to_slack(
             records them without posting (later changes still post), ``post`` posts them all.
         silence_after: Entity -> how long it normally goes without a new or changed document
             (``"1d"``, ``"6h"``); longer, and the ops channel is told.
+        late_after: The longest expected between two completed runs (``"15m"``); the first run
+            after a longer gap tells the ops channel that runs complete again.
+        company: Only this company (a backfill of one); empty means every configured company.
         syspro_block: Name of the SYSPRO Credentials block.
         slack_block: Name of the ERP Slack Bot block.
         audit_block: Name of the ERP Slack Audit Database block.
     """
     creds = SysproCredentials.load(syspro_block)
-    summary = run_source(
+    summaries = run_source(
         "syspro", creds, slack_block=slack_block, audit_block=audit_block, entities=entities,
         routes=routes or list(DEFAULT_ROUTES), dry_run=dry_run, since=since, until=until,
-        first_run=first_run, silence_after=silence_after,
+        first_run=first_run, silence_after=silence_after, late_after=late_after, company=company,
     )
-    return summary.as_dict()
+    return summaries_dict(summaries)

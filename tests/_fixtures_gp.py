@@ -32,6 +32,8 @@ class GpSimServer:
         username: The seeded Windows account (``CONTOSO\\svc-gp-poll``).
         password: Its password when the server started.
         ca_path: CA bundle (PEM) to pass as ``verify=`` when served over TLS, else None.
+        transport: ``"sba"`` (REST, ``GpClient``) or ``"webservices"`` (SOAP,
+            ``GpWebServicesClient``): the client ``client()`` builds; the simulator serves both.
     """
 
     sim: GpSimulator
@@ -42,9 +44,15 @@ class GpSimServer:
     username: str
     password: str
     ca_path: str | None = None
+    transport: str = "sba"
+
+    @property
+    def webservices_url(self) -> str:
+        """``<url>/DynamicsGPWebServices``, the ``base_url`` of the Web Services transport."""
+        return f"{self.url}/DynamicsGPWebServices"
 
     def client(self, **kwargs: Any) -> Any:
-        """A ``GpClient`` for this server; keyword arguments override the defaults.
+        """A client of this server's ``transport``; keyword arguments override the defaults.
 
         Defaults: the seeded credentials, ``verify=ca_path`` over TLS, a short timeout and a
         retry policy that never really sleeps.
@@ -56,6 +64,17 @@ class GpSimServer:
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("sleep", lambda seconds: None)
         kwargs.setdefault("retry", RetryPolicy(attempts=3, timeout=30.0))
+        if self.transport == "webservices":
+            from erp_slack.sources.gp.webservices import GpWebServicesClient
+
+            kwargs.pop("tenant", None)
+            return GpWebServicesClient(
+                kwargs.pop("base_url", self.webservices_url),
+                kwargs.pop("company", self.company),
+                kwargs.pop("username", self.username),
+                kwargs.pop("password", self.password),
+                **kwargs,
+            )
         return GpClient(
             kwargs.pop("base_url", self.base_url),
             kwargs.pop("tenant", self.tenant),
@@ -70,17 +89,19 @@ class GpSimServer:
 def gp_sim_factory() -> Iterator[Callable[..., GpSimServer]]:
     """Build served simulators on demand: ``gp_sim_factory(page_size=2, tls=True)``.
 
-    ``tls`` picks HTTPS; every other keyword goes to ``GpSimulator``. All are shut down and
+    ``tls`` picks HTTPS, ``transport`` the client ``client()`` builds; every other keyword goes
+    to ``GpSimulator``. All are shut down and
     their temporary files removed when the test ends.
     """
     with contextlib.ExitStack() as stack:
 
-        def make(*, tls: bool = False, **kwargs: Any) -> GpSimServer:
+        def make(*, tls: bool = False, transport: str = "sba", **kwargs: Any) -> GpSimServer:
             sim = stack.enter_context(GpSimulator(**kwargs))
             served = stack.enter_context(sim.serve(tls=tls))
             return GpSimServer(
                 sim=sim, url=served.url, base_url=f"{served.url}/GPService", tenant=sim.tenant,
                 company=sim.company, username=sim.username, password=sim.password, ca_path=sim.ca_path,
+                transport=transport,
             )
 
         yield make

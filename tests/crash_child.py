@@ -47,7 +47,7 @@ EXIT_BROKEN = 4  # rows ended failed/dead: a delivery was refused, not crashed
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--source", choices=("syspro", "gp"), required=True)
+    p.add_argument("--source", choices=("syspro", "gp", "gp-ws"), required=True)
     p.add_argument("--db", required=True, help="SQLAlchemy URL of the audit store (schema already created)")
     p.add_argument("--erp-url", required=True, help="SYSPRO origin, or GP's /GPService root")
     p.add_argument("--erp-user", required=True, help="SYSPRO operator or GP DOMAIN\\user")
@@ -70,6 +70,10 @@ def _client(args: argparse.Namespace, password: str, audit: Any) -> Any:
             operator_password=password, company_password="", timeout=10.0, audit=audit,
             page_size=args.page_size,
         )
+    if args.source == "gp-ws":  # Dynamics GP over Web Services (SOAP)
+        from erp_slack.sources.gp.webservices import GpWebServicesClient
+
+        return GpWebServicesClient(args.erp_url, args.company, args.erp_user, password, timeout=10.0, audit=audit)
     from erp_slack.sources.gp.client import GpClient
 
     return GpClient(args.erp_url, args.tenant, args.company, args.erp_user, password, timeout=10.0, audit=audit)

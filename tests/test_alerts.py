@@ -129,3 +129,99 @@ def test_an_entity_quiet_for_longer_than_usual_is_reported_and_its_return_said(s
     _run(store, slack_sim, watch, ENTITIES_ENET)
     assert "changes are coming in again" in str(slack_sim.sim.posted(OPS)[-1])
     assert not alert_open(store, "syspro", "EDU1", "ap_invoice")
+
+
+def test_the_first_run_after_a_gap_longer_than_late_after_says_runs_are_back_once(store, slack_sim_factory):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from erp_slack.cycle import Watch
+    from erp_slack.schema import audit_events
+    from erp_slack.sources.syspro.entities import ENTITIES_ENET
+
+    slack_sim = slack_sim_factory(rate_limits=False)
+    watch = Watch(late_after=timedelta(minutes=15))
+    _run(store, slack_sim, watch, ENTITIES_ENET[:1])  # the very first run: no gap to speak of
+    _run(store, slack_sim, watch, ENTITIES_ENET[:1])  # a minute later, as scheduled
+    assert slack_sim.sim.posted(OPS) == []
+    with store.engine.begin() as conn:  # then the worker was down for two hours
+        conn.execute(update(audit_events).values(at=datetime.now(timezone.utc) - timedelta(hours=2)))
+    _run(store, slack_sim, watch, ENTITIES_ENET[:1])
+    _run(store, slack_sim, watch, ENTITIES_ENET[:1])
+    (back,) = slack_sim.sim.posted(OPS)
+    assert "runs are completing again" in str(back) and "2 h ago (more than 15 min)" in str(back)
+    assert [a["entity"] for a in store.audit_rows("alert_cleared")] == ["runs"]
+    # A backfill or a dry run is no sign of the schedule: it says nothing either way.
+    with store.engine.begin() as conn:
+        conn.execute(update(audit_events).values(at=datetime.now(timezone.utc) - timedelta(hours=2)))
+    from erp_slack.cycle import SlackOut, run_cycle
+    from erp_slack.slack.send import DrainSettings
+
+    out = SlackOut(_gateway(slack_sim), DrainSettings(time_scale=slack_sim.sim.time_scale), ops_channel=OPS)
+    run_cycle(lambda audit: _Quiet(), list(ENTITIES_ENET[:1]), store, out, source="syspro", company="EDU1",
+              watch=watch, dry_run=True)
+    assert len(slack_sim.sim.posted(OPS)) == 1
+
+
+def _two_runs_after_a_gap(store, slack_sim_factory, late_after, hold_for: float = 0.0):
+    """A first run, then a gap of two hours, then two runs let out at once that take the source
+    lock in turn (the first keeping it ``hold_for`` seconds after its work); returns the ops
+    messages saying runs are back."""
+    import threading
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from erp_slack.cycle import SlackOut, Watch, run_cycle
+    from erp_slack.schema import audit_events
+    from erp_slack.slack.send import DrainSettings
+    from erp_slack.sources.syspro.entities import ENTITIES_ENET
+
+    slack_sim = slack_sim_factory(rate_limits=False)
+    watch = Watch(late_after=late_after)
+    _run(store, slack_sim, watch, ENTITIES_ENET[:1])
+    with store.engine.begin() as conn:
+        conn.execute(update(audit_events).values(at=datetime.now(timezone.utc) - timedelta(hours=2)))
+    both_started, source_lock = threading.Barrier(2), threading.Lock()
+
+    class SourceLock:
+        def __enter__(self):
+            both_started.wait(10)  # both runs are under way before either holds the source
+            source_lock.acquire()
+
+        def __exit__(self, *exc):
+            time.sleep(hold_for)
+            source_lock.release()
+
+    def one_run():
+        out = SlackOut(_gateway(slack_sim), DrainSettings(time_scale=slack_sim.sim.time_scale), ops_channel=OPS)
+        run_cycle(lambda audit: _Quiet(), list(ENTITIES_ENET[:1]), store, out, source="syspro", company="EDU1",
+                  watch=watch, lock=SourceLock())
+
+    runs = [threading.Thread(target=one_run) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(30)
+    return [m for m in slack_sim.sim.posted(OPS) if "runs are completing again" in str(m)]
+
+
+def test_two_runs_let_out_together_after_a_gap_say_runs_are_back_once(store, slack_sim_factory):
+    """A worker back after a gap may start a late scheduled run and a manual one at once: the
+    source lock serialises them, and only the first finds the gap."""
+    from datetime import timedelta
+
+    back = _two_runs_after_a_gap(store, slack_sim_factory, timedelta(minutes=15))
+    assert len(back) == 1, back
+    assert [a["entity"] for a in store.audit_rows("alert_cleared")] == ["runs"]
+
+
+def test_a_run_that_waited_behind_another_for_the_source_does_not_say_runs_are_back_again(store, slack_sim_factory):
+    # The second run waits for the source while the first works longer than late_after (its drain
+    # and checks outlast it): waiting behind a run is not a gap without runs.
+    from datetime import timedelta
+
+    back = _two_runs_after_a_gap(store, slack_sim_factory, timedelta(seconds=1), hold_for=1.5)
+    assert len(back) == 1, back

@@ -191,8 +191,8 @@ def test_status_shows_per_entity_where_each_stands(tmp_path, capsys, syspro_sim,
 
     syspro_sim.sim.insert_invoice(supplier="0000001", amount="99.00")
     slack_sim.sim.archive("#purchasing")  # purchase orders cannot be posted: they end failed
-    from erp_slack.sources.syspro.entities import ENTITIES_ENET
     from erp_slack.errors import DeliveryFailed
+    from erp_slack.sources.syspro.entities import ENTITIES_ENET
 
     try:
         run_cycle(open_client, ENTITIES_ENET, store, slack_out(slack_sim), source="syspro", company="EDU1",
@@ -208,3 +208,44 @@ def test_status_shows_per_entity_where_each_stands(tmp_path, capsys, syspro_sim,
     cells = [c.strip() for c in lines["purchase_order"].split("|")]
     header = [c.strip() for c in out.splitlines()[0].split("|")]
     assert int(cells[header.index("Failed")]) > 0 and int(cells[header.index("Pending")]) == 0
+
+
+def test_check_finds_the_other_gp_service_and_prints_the_lines_to_use_it(tmp_path, capsys, syspro_sim, gp_sim,
+                                                                        slack_sim):
+    gp_sim.sim.configure(expose_gl=False)  # this site's SBA has no GL resource; its Web Services do
+    path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db"))
+    assert main(["check", "--config", path]) == 0
+    out = capsys.readouterr().out
+    found = [line for line in out.splitlines() if "discover" in line]
+    assert any("discover sba" in line and "not gl_journal" in line for line in found), out
+    assert any("discover webservices" in line and "gl_journal" in line and "not " not in line for line in found), out
+    assert "the webservices transport also reads gl_journal" in out
+    assert 'transport = "webservices"' in out and f'base_url = "{gp_sim.url}/DynamicsGPWebServices"' in out
+    assert gp_sim.password not in out
+
+
+def test_check_says_when_syspro_will_not_show_the_timestamp_change_capture_needs(tmp_path, capsys, gp_sim, slack_sim):
+    from simulators._http import serve_on_loopback
+    from simulators.syspro import SysproSimulator
+    from tests._fixtures_syspro import SysproServed
+
+    sim = SysproSimulator(comfnd_timestamp=False)  # a SYSPRO whose COMFND cannot select TimeStamp
+    with serve_on_loopback(sim) as served:
+        path = write(tmp_path, sim_config(SysproServed(sim=sim, url=served.url), gp_sim, slack_sim, tmp_path / "a.db"))
+        assert main(["check", "--config", path]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    failed = [line for line in lines if line.startswith("SYSPRO") and "FAILED" in line]
+    assert failed and all("TimeStamp" in line for line in failed), failed
+    assert any("read ap_invoice" in line and "transport = \"odata\"" in line for line in failed)
+    gp_reads = [line for line in lines if line.startswith("Dynamics GP") and "read payables_invoice" in line]
+    assert gp_reads and "ModifiedDate readable" in gp_reads[0]
+
+
+def test_check_lists_who_each_rule_mentions(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+    routes = ('\n[[routes]]\nname = "urgent"\nentity = "ap_invoice"\nmin_amount = 50000\nchannel = "#ap-large"\n'
+              'notify = ["S0614TZR7", "@here"]\n\n[[routes]]\nentity = "*"\nchannel = "#ap-invoices"\n')
+    path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db", extra_routes=routes))
+    assert main(["check", "--config", path]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "mentions of urgent" in line)
+    assert "#ap-large: user groups S0614TZR7; everyone in the channel @here" in line
+    assert slack_sim.sim.posted() == []

@@ -123,6 +123,14 @@ def _gp_data(req: Request, resp: Response | None) -> bool:
     return _gp_get(req, resp) and resp is not None and resp.status == 200
 
 
+def _gp_soap(req: Request, resp: Response | None) -> bool:
+    return req.method == "POST" and req.path.endswith("/DynamicsGPService.asmx")
+
+
+def _gp_soap_data(req: Request, resp: Response | None) -> bool:
+    return _gp_soap(req, resp) and resp is not None and resp.status == 200
+
+
 def _slack_ok(resp: Response | None) -> bool:
     if resp is None:
         return True
@@ -134,13 +142,15 @@ def _slack_ok(resp: Response | None) -> bool:
         return False
 
 
+def _args(req: Request) -> dict[str, Any]:
+    if "json" in req.headers.get("content-type", ""):
+        return json.loads(req.body or b"{}")
+    return dict(parse_qsl(req.body.decode("utf-8")))
+
+
 def _post_records(req: Request) -> int:
     """How many delivery uids a chat.postMessage request carries in its metadata."""
-    if "json" in req.headers.get("content-type", ""):
-        args = json.loads(req.body or b"{}")
-    else:
-        args = dict(parse_qsl(req.body.decode("utf-8")))
-    meta = args.get("metadata") or {}
+    meta = _args(req).get("metadata") or {}
     if isinstance(meta, str):
         meta = json.loads(meta)
     return len((meta.get("event_payload") or {}).get("deliveries") or [])
@@ -164,13 +174,20 @@ LOGON = _enet("Logon")
 LOGOFF = _enet("Logoff")
 GP_GET = Match("GP GET", "erp", _gp_get)
 GP_DATA = Match("GP GET 200", "erp", _gp_data)
+GP_SOAP = Match("GP SOAP", "erp", _gp_soap)
+GP_SOAP_DATA = Match("GP SOAP 200", "erp", _gp_soap_data)
 AUTH_TEST = _slack("auth.test")
 CHANNELS = _slack("conversations.list")
 HISTORY = _slack("conversations.history")
 POST = _posts("any")
 DIGEST = _posts("digest")
 SINGLE = _posts("single")
-MATCHES = (COMFND, LOGON, LOGOFF, GP_GET, GP_DATA, AUTH_TEST, CHANNELS, HISTORY, POST, DIGEST, SINGLE)
+EDIT = _slack("chat.update")
+THREAD = _slack("conversations.replies")
+REPLY = Match("chat.postMessage (reply)", "slack", lambda req, resp: (
+    req.path.endswith("/chat.postMessage") and _slack_ok(resp) and bool(_args(req).get("thread_ts"))))
+MATCHES = (COMFND, LOGON, LOGOFF, GP_GET, GP_DATA, GP_SOAP, GP_SOAP_DATA, AUTH_TEST, CHANNELS, HISTORY, POST, DIGEST, SINGLE,
+           EDIT, THREAD, REPLY)
 
 
 @dataclass(frozen=True)
@@ -277,8 +294,18 @@ def _scenarios() -> list[Any]:
         *_delivery_points(),
         *_random_points(rng),
     ]
-    return [pytest.param(src, pts, id=f"{src}-{name}") for src, table in (("syspro", syspro), ("gp", gp))
-            for name, pts in table]
+    # GP over Web Services: the company lookup, list calls and by-key calls, killed in flight or
+    # answered and not yet read (the delivery side is the same code, covered above).
+    gp_ws: list[tuple[str, tuple[Point, ...]]] = [
+        ("company-lookup-in-flight", (before(GP_SOAP, 1),)),
+        ("list-answered-not-read", (after(GP_SOAP_DATA, 2),)),
+        ("by-key-4-in-flight", (before(GP_SOAP, 4),)),
+        ("by-key-9-answered-not-read", (after(GP_SOAP_DATA, 9),)),
+        ("call-last-in-flight", (before(GP_SOAP, -1),)),
+        ("call-3-then-call-12", (before(GP_SOAP, 3), before(GP_SOAP, 12))),
+    ]
+    return [pytest.param(src, pts, id=f"{src}-{name}")
+            for src, table in (("syspro", syspro), ("gp", gp), ("gp-ws", gp_ws)) for name, pts in table]
 
 
 # --- the child process ------------------------------------------------------------------------
@@ -458,6 +485,10 @@ class Rig:
             cmd += ["--erp-url", self.erp_url, "--erp-user", "ENET01", "--company", "EDU1",
                     "--page-size", str(SYSPRO_PAGE)]
             env["CRASH_ERP_PASSWORD"] = "secret"
+        elif self.source == "gp-ws":
+            cmd += ["--erp-url", self.erp_url + "/DynamicsGPWebServices", "--erp-user", self.erp.username,
+                    "--company", self.erp.company]
+            env["CRASH_ERP_PASSWORD"] = self.erp.password
         else:
             cmd += ["--erp-url", self.erp_url + "/GPService", "--erp-user", self.erp.username,
                     "--company", self.erp.company, "--tenant", self.erp.tenant]
@@ -531,7 +562,7 @@ def _rig(source: str, workdir: Path) -> Iterator[Rig]:
         erp_switch, slack_switch = KillSwitch("erp", erp), KillSwitch("slack", slack)
         erp_served = stack.enter_context(serve_on_loopback(erp_switch))
         slack_served = stack.enter_context(serve_on_loopback(slack_switch))
-        if source == "gp":
+        if source != "syspro":
             erp.url = erp_served.url  # GP's next links are absolute
         db_path = workdir / "audit.db"
         Store(f"sqlite:///{db_path}").dispose()  # the schema exists before any child can die in a migration
@@ -699,3 +730,74 @@ def test_sigkill_then_restart_loses_and_repeats_nothing(
 
         # Slack: each delivery exactly once, in the message its row names.
         assert _assert_each_sent_row_posted_once(rows, rig.slack) == ref.delivered
+
+
+# --- living messages ------------------------------------------------------------------------------
+
+# Kill points around a document's living message: the edit in flight or made and not recorded,
+# the thread reply in flight or stored with its answer lost, and a second kill in the recovery.
+_LIVING = [
+    ("edit-1-in-flight", (before(EDIT, 1),)),
+    ("edit-1-made-not-recorded", (after(EDIT, 1),)),
+    ("edit-2-made-not-recorded", (after(EDIT, 2),)),
+    ("reply-1-in-flight", (before(REPLY, 1),)),
+    ("reply-1-stored-ts-lost", (after(REPLY, 1),)),
+    ("reply-3-stored-ts-lost", (after(REPLY, 3),)),
+    ("reply-2-stored-then-thread-read-not-recorded", (after(REPLY, 2), after(THREAD, 1))),
+    ("edit-1-made-then-reply-1-stored", (after(EDIT, 1), after(REPLY, 1))),
+    *_random_points(random.Random(SEED + 1), scenarios=2, kills=2),
+]
+
+
+def _move_orders(gp: GpSimulator) -> dict[str, tuple[str, str]]:
+    """Move three posted orders on; returns the state each message showed and must show now."""
+    gp.set_po_status("PO2109", "Released")
+    gp.receive_po("PO2109")  # the poll sees where it ended: New → Received
+    gp.receive_po("PO2107")
+    gp.set_po_status("PO3000", "Released")
+    return {"PO2109": ("New", "Received"), "PO2107": ("Released", "Received"), "PO3000": ("New", "Released")}
+
+
+@pytest.mark.parametrize("points", [pytest.param(pts, id=name) for name, pts in _LIVING])
+def test_sigkill_around_a_living_message_edit_neither_loses_nor_repeats_the_edit_or_the_reply(
+    points: tuple[Point, ...], tmp_path: Path
+) -> None:
+    """Orders posted on a first run move on in GP; the run that edits their messages and replies
+    in their threads is killed at each point, then restarted until it completes."""
+    with _rig("gp", tmp_path) as rig:
+        rig.recover((), clean_seconds=1.0)  # the first run posts every order: their living messages
+        rig.erp.add_po("ADVANCED0001", [("100XLG", "Green Phone", 5, "119.00")], po_number="PO3000")
+        rig.recover((), clean_seconds=1.0)
+        first = {m["ts"]: m for m in rig.slack.posted("#purchasing")}
+        states = _move_orders(rig.erp)
+        start = len(rig.runs)
+        rig.recover(points, clean_seconds=1.0)
+
+        for i, p in enumerate(points):
+            if isinstance(p, Kill):
+                assert rig.runs[start + i].fired == [p.label], [(r.rc, r.fired) for r in rig.runs]
+        rows = _deliveries(rig.db_path)
+        assert [r for r in rows if r["status"] != "sent"] == []
+        _assert_each_sent_row_posted_once(rows, rig.slack)  # each change replied exactly once
+
+        posted = rig.slack.posted("#purchasing")
+        assert [m["ts"] for m in posted if m.get("thread_ts") in (None, m["ts"])] == list(first)  # no new message
+        for po, (before_state, final) in states.items():
+            (message,) = [m for m in posted if m["ts"] in first and f"Purchase order {po}" in json.dumps(m["blocks"])]
+            changes = [r for r in rows if r["record_key"] == po and r["event"] != "created"]
+            thread = [m for m in posted if m.get("thread_ts") == message["ts"] and m["ts"] != message["ts"]]
+            assert len(thread) == len(changes) >= 1
+            # The message shows the final state (the edit is not lost) and went there straight: an
+            # edit made again after a kill shows the same content, never an older state.
+            shown = [_status_of(e["blocks"]) for e in message["edits"]] + [_status_of(message["blocks"])]
+            assert [s for i, s in enumerate(shown) if i == 0 or s != shown[i - 1]] == [before_state, final], shown
+        print(f"\nliving: {sum(1 for r in rig.runs if r.rc == -signal.SIGKILL)} kill(s) survived; "
+              + "; ".join(r.describe() for r in rig.runs[start:]))
+
+
+def _status_of(blocks: Sequence[dict[str, Any]]) -> str:
+    for block in blocks:
+        for f in block.get("fields") or []:
+            if f["text"].startswith("*Status*\n"):
+                return f["text"].split("\n", 1)[1]
+    return ""

@@ -37,4 +37,8 @@ def test_the_demo_shows_progress_and_messages_as_people_see_them(tmp_path):
     out = result.stdout
     assert out.index("→ Starting the SYSPRO") < out.index("→ Running the SYSPRO flow") < out.index("→ Running the Dynamics GP")
     assert "What people see in Slack" in out and "#ap-invoices" in out
+    # The order that moved on is one message showing where it stands, with its changes in a thread.
+    living = out[out.index("One message per document"):]
+    assert "(2 edits)" in living and "Purchase order PO2109" in living and "Status: Received" in living
+    assert "↳ Status: New → Released" in living and "↳ Status: Released → Received" in living
     assert "Traceback" not in result.stderr

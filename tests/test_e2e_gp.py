@@ -37,8 +37,8 @@ import trustme
 from erp_slack.cycle import make_audit_hook
 from erp_slack.errors import SourceAuthFailed, SourceUnavailable
 from erp_slack.model import normalise
-from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.gp.entities import ENTITIES
+from erp_slack.sources.http import RetryPolicy
 from erp_slack.store import Store
 from tests._cycle import Cycle, run_cycle
 
@@ -57,7 +57,7 @@ def _clock() -> datetime:
 
 # What the Fabrikam seed delivers on a first run, as (entity, record key, event, channel).
 # Left out on purpose: the unposted invoice 655 (work), the payment 602 (not an invoice) and
-# the unposted GL entry 3418 (work entries are never announced).
+# the unposted GL entry 3418 (work, announced only with include_unposted).
 SEEDED = [
     ("payables_invoice", "Invoice|00000000000000598", "created", "#ap-invoices"),
     ("payables_invoice", "Invoice|00000000000000641", "created", "#ap-invoices"),
@@ -90,8 +90,14 @@ def slack(slack_sim_factory):
     return slack_sim_factory(rate_limits=False, time_scale=1000.0)
 
 
+@pytest.fixture(params=["sba", "webservices"])
+def gp(gp_sim_factory, request):
+    """The simulator, read over either transport: what reaches Slack must not depend on it."""
+    return gp_sim_factory(clock=_clock, transport=request.param)
+
+
 @pytest.fixture
-def gp(gp_sim_factory):
+def gp_rest(gp_sim_factory):
     return gp_sim_factory(clock=_clock)
 
 
@@ -211,7 +217,8 @@ class _FaultAfterFirstPage:
 # --- NTLM, a wrong password, the alert and the catch-up ------------------------------------------
 
 
-def test_ntlm_handshake_wrong_password_alerts_once_moves_nothing_and_recovery_catches_up(gp, store, slack):
+def test_ntlm_handshake_wrong_password_alerts_once_moves_nothing_and_recovery_catches_up(gp_rest, store, slack):
+    gp = gp_rest  # the request log below is the REST service's
     first = _gp_cycle(gp, store, slack)
     assert _rows(store) == sorted(SEEDED)
     assert first.drain is not None and first.drain.records == len(SEEDED)
@@ -314,7 +321,8 @@ def test_unposted_drafts_are_delivered_only_with_include_unposted(gp, store, sla
     drafts = gp.sim.add_drafts(3)  # vouchers 700-702, work documents pending approval
     gp.sim.receive_po("PO2107", posted=False)  # an unposted receipt, RCT1188
     _gp_cycle(gp, store, slack)
-    # PO2107 is now Received, but neither the drafts, the seeded draft 655 nor the receipt show.
+    # PO2107 is now Received, but neither the drafts, the seeded draft 655, the receipt nor the
+    # unposted GL entry 3418 show.
     assert _rows(store) == sorted(SEEDED)
 
     baseline = _last_id(store)
@@ -322,7 +330,8 @@ def test_unposted_drafts_are_delivered_only_with_include_unposted(gp, store, sla
     assert _rows(store, baseline) == sorted(
         [("payables_invoice", f"Invoice|{v}", "created", "#ap-invoices") for v in ("00000000000000655", *drafts)]
         + [("goods_receipt", "RCT1188|16384", "created", "#warehouse")]
-    )  # and still not the unposted GL entry 3418: work journals are never announced
+        + [("gl_journal", f"3418|2024|{line}", "created", "#gl-postings") for line in ("16384", "32768")]
+    )
     statuses = {json.loads(r["fields"])["status"] for r in store.deliveries() if r["id"] > baseline}
     assert statuses == {"Unposted"}
     _assert_each_row_posted_once(store, slack)
@@ -491,3 +500,60 @@ def test_an_invoice_put_on_hold_again_is_announced_again(gp_sim, store, slack_si
     rows = [r for r in store.deliveries(entity="payables_invoice") if r["record_key"].endswith(voucher)]
     assert [r["status"] for r in rows] == ["sent"] * 4
     assert len({r["version"] for r in rows}) == 2  # two states, the first of them announced twice more
+
+
+# --- living messages -----------------------------------------------------------------------------
+
+
+def test_a_po_created_released_received_and_closed_is_one_message_showing_closed_with_three_replies(gp, store, slack):
+    _gp_cycle(gp, store, slack)
+    po = gp.sim.add_po("ADVANCED0001", [("128 SDRAM", "128 meg SDRAM", 10, "45.00"), ("HDWR-SRG-0001", "Surge", 2, "12.50")])
+    _gp_cycle(gp, store, slack)
+    gp.sim.set_po_status(po, "Released")
+    _gp_cycle(gp, store, slack)
+    gp.sim.receive_po(po)
+    _gp_cycle(gp, store, slack)
+    gp.sim.set_po_status(po, "Closed")
+    _gp_cycle(gp, store, slack)
+
+    rows = [r for r in store.deliveries() if r["record_key"] == po]
+    assert [json.loads(r["fields"])["status"] for r in rows] == ["New", "Released", "Received", "Closed"]
+    in_channel = [m for m in slack.sim.posted("#purchasing") if m.get("thread_ts") in (None, m["ts"])
+                  and rows[0]["uid"] in m["metadata"]["event_payload"]["deliveries"]]
+    (message,) = in_channel
+    shown = json.dumps(message["blocks"], ensure_ascii=False)
+    assert f"Purchase order {po}" in shown and "Closed" in shown and "Released" not in shown
+    assert len(message["edits"]) == 3
+    thread = [m for m in slack.sim.posted("#purchasing") if m.get("thread_ts") == message["ts"] and m["ts"] != message["ts"]]
+    said = [m["blocks"][0]["text"]["text"] for m in thread]
+    assert len(said) == 3
+    for words, line in zip(["New → Released", "Released → Received", "Received → Closed"], said):
+        assert words in line, said
+    # Nothing else about this order reached the channel, and every row names the message it is in.
+    about = [m for m in slack.sim.posted("#purchasing") if f"{po}" in json.dumps(m["blocks"])]
+    assert len(about) == 1
+    assert [r["slack_ts"] for r in rows] == [message["ts"], *(m["ts"] for m in thread)]
+    _assert_each_row_posted_once(store, slack)
+
+
+def test_gl_postings_of_an_archiving_rule_are_replies_in_their_months_threads(gp, store, slack):
+    from erp_slack.routing import DEFAULT_ROUTES, Rule
+
+    rules = [Rule(name="GL archive", entity="gl_journal", channel="#gl-postings", archive="month"),
+             *DEFAULT_ROUTES]
+    client = gp.client(audit=make_audit_hook(store, source="gp", company=gp.company))
+    run_cycle(client, ENTITIES, store, slack, rules=rules, ops_channel=OPS)
+
+    posted = slack.sim.posted("#gl-postings")
+    parents = {m["ts"]: m for m in posted if m["metadata"]["event_type"] == "erp_archive_thread_opened"}
+    titles = sorted(m["blocks"][0]["text"]["text"].split(" · ")[1] for m in parents.values())
+    # The seeded entries: journal 2911 of 2023 and 3390 of 2024, by their own transaction dates.
+    dates = {json.loads(r["fields"])["posting_date"][:7] for r in store.deliveries(entity="gl_journal")}
+    assert len(titles) == len(dates) and all(" 20" in t for t in titles)
+    rows = store.deliveries(entity="gl_journal")
+    assert rows and {r["status"] for r in rows} == {"sent"} and {r["thread_ts"] for r in rows} <= set(parents)
+    for ts, parent in parents.items():
+        replies = [m for m in posted if m.get("thread_ts") == ts and m["ts"] != ts]
+        records = sum(len(m["metadata"]["event_payload"]["deliveries"]) for m in replies)
+        assert f"*GL journal entries*: {records}" in parent["blocks"][1]["text"]["text"]
+    _assert_each_row_posted_once(store, slack)

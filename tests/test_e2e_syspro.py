@@ -349,9 +349,13 @@ def test_po_status_change_posts_an_update(rig: Rig) -> None:
     assert [r for r in rig.rows(entity="purchase_order") if r["event"] == "updated"] == []
     said = {"000419": "Order printed → Completed", "000423": "In process → Order printed"}
     for po, row in changes.items():
-        text = _text(rig.message_for(row["uid"]))
-        assert "Status changed" in text and "What changed" in text
-        assert said[po] in text
+        # The order's first message now shows the new status, and a reply in its thread says
+        # what changed (a living message: one place per document).
+        reply = rig.message_for(row["uid"])
+        first = rig.message_for(next(r["uid"] for r in rig.rows(entity="purchase_order", record_key=po)
+                                     if r["event"] == "created"))
+        assert reply["thread_ts"] == first["ts"] == row["thread_ts"] and said[po] in _text(reply)
+        assert said[po].split(" → ")[1] in _text(first) and len(first["edits"]) == 1
     assert_each_posted_once(rig)
     assert_logged_off(rig)
 
@@ -591,3 +595,21 @@ def test_bad_rows_are_quarantined_or_rendered_safely_and_the_page_flows(rig: Rig
     assert len(rig.store.audit_rows("bad_record")) == audit_count
     assert_each_posted_once(rig)
     assert_logged_off(rig)
+
+
+@ENET_ONLY
+def test_a_rule_that_notifies_mentions_its_people_and_no_other_message_does(rig: Rig) -> None:
+    from erp_slack.routing import DEFAULT_ROUTES, Rule
+
+    urgent = Rule(name="urgent invoices", entity="ap_invoice", min_amount=Decimal("50000"), channel="#ap-large",
+                  notify=["@here", "S0614TZR7"])
+    rig.sim.insert_invoice(invoice="BIG-1", amount="75000.00")
+    client = rig.client()
+    run_cycle(client, client.entities, rig.store, rig.slack, rules=[urgent, *DEFAULT_ROUTES])
+    large = rig.slack.sim.posted("#ap-large")
+    assert large and all(m["text"].startswith("<!here> <!subteam^S0614TZR7> ") for m in large)
+    assert any("BIG-1" in _text(m) for m in large)
+    others = [m for m in rig.slack.sim.posted() if m["channel_name"] != "ap-large"]
+    assert others and not any("<!here>" in _text(m) or "subteam" in _text(m) for m in others)
+    assert {r["mentions"] for r in rig.store.deliveries() if r["channel"] == "#ap-large"} == {
+        '["@here", "S0614TZR7"]'}

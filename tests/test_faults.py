@@ -53,14 +53,20 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from erp_slack.errors import SourceAccessDenied, SourceAuthFailed, SourceSessionExpired, SourceUnavailable, SourceUnreachable
+from erp_slack.errors import (
+    SourceAccessDenied,
+    SourceAuthFailed,
+    SourceSessionExpired,
+    SourceUnavailable,
+    SourceUnreachable,
+)
 from erp_slack.model import normalise
-from erp_slack.slack.policy import SendPolicy
 from erp_slack.slack.gateway import SlackGateway
-from erp_slack.slack.send import DrainReport, DrainSettings, Drainer
+from erp_slack.slack.policy import SendPolicy
+from erp_slack.slack.send import Drainer, DrainReport, DrainSettings
 from erp_slack.sources import all_entities
-from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
+from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.syspro.entities import entities_for
 from erp_slack.store import NewDelivery, Store, utcnow
 from simulators.syspro import INVALID_SESSION
@@ -740,8 +746,8 @@ class RevokeAfter(SlackGateway):
         self._slack, self._n, self._posts = slack, n, 0
         self._lock = threading.Lock()
 
-    def post(self, channel: str, message: Any) -> Any:
-        posted = super().post(channel, message)
+    def post(self, channel: str, message: Any, **kw: Any) -> Any:
+        posted = super().post(channel, message, **kw)
         with self._lock:
             self._posts += 1
             if self._posts == self._n:

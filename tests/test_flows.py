@@ -190,3 +190,102 @@ def test_a_gp_resource_the_role_may_not_read_fails_only_that_entity(
     assert len(alerts) == 1
     assert GL_JOURNAL.table in str(alerts[0]) and "password" not in str(alerts[0]).lower()
     assert store.audit_rows("auth_failed") == []
+
+
+@pytest.mark.parametrize("transport", ["sba", "webservices"])
+def test_two_gp_companies_in_one_run_each_delivered_once_and_one_failing_leaves_the_other(
+        prefect_harness, block_names, gp_sim_factory, slack_sim, tmp_path, transport):
+    from erp_slack.errors import CompaniesFailed
+    from erp_slack.store import Store
+    from flows.gp import gp_to_slack
+
+    gp = gp_sim_factory(companies=["Fabrikam, Inc.", "Contoso Ltd."], transport=transport)
+    gp.sim.add_vendor("CONTOSOSUP01", "Contoso Supplies", company="Contoso Ltd.")
+    contoso = gp.sim.add_invoice("CONTOSOSUP01", "CONTOSO-1", "75.00", posted=True, company="Contoso Ltd.")
+    DynamicsGpCredentials(
+        transport=transport, base_url=gp.webservices_url if transport == "webservices" else gp.base_url,
+        tenant=gp.tenant, companies=["Fabrikam, Inc.", "Contoso Ltd."], username=gp.username, password=gp.password,
+    ).save(block_names["gp"], overwrite=True)
+    _slack_block(slack_sim, block_names["slack"])
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+    names = dict(gp_block=block_names["gp"], slack_block=block_names["slack"], audit_block=block_names["audit"],
+                 first_run="post")
+
+    first = gp_to_slack(**names)
+    assert set(first["companies"]) == {"Fabrikam, Inc.", "Contoso Ltd."}
+    assert first["companies"]["Contoso Ltd."]["delivered_records"] >= 1
+    store = Store(db)
+    try:
+        rows = store.deliveries(status="sent")
+        assert {r["company"] for r in rows} == {"Fabrikam, Inc.", "Contoso Ltd."}
+        assert [r for r in rows if r["company"] == "Contoso Ltd." and contoso in r["record_key"]]
+        # Every message says which company it is about.
+        shown = [m for m in slack_sim.sim.posted() if "Contoso Ltd." in str(m["blocks"])]
+        assert shown
+        posted = len(slack_sim.sim.posted())
+
+        # Contoso's access is withdrawn: Fabrikam's new invoice still goes out, the run fails
+        # naming Contoso, and ops hear of Contoso only.
+        gp.sim.set_company_access(gp.username, ["Fabrikam, Inc."])
+        fabrikam = gp.sim.add_invoice("ACETRAVE0001", "FAB-NEW-1", "12.00", posted=True)
+        with pytest.raises(CompaniesFailed, match="Contoso Ltd.") as failed:
+            gp_to_slack(**names)
+        assert list(failed.value.failures) == ["Contoso Ltd."]
+        new = [r for r in store.deliveries(status="sent", company="Fabrikam, Inc.") if fabrikam in r["record_key"]]
+        assert len(new) == 1 and "FAB-NEW-1" in str(new[0]["fields"])
+        alerts = [m for m in slack_sim.sim.posted("#finance-alerts") if "needs attention" in str(m)]
+        assert len(alerts) == 1 and alerts[0]["text"].endswith("Dynamics GP (Contoso Ltd.) needs attention")
+        assert len(slack_sim.sim.posted()) > posted
+
+        # A backfill of one company reads that company only.
+        again = gp_to_slack(**names, company="Fabrikam, Inc.", since="2020-01-01")
+        assert again["company"] == "Fabrikam, Inc."
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("transport", ["enet", "odata"])
+def test_two_syspro_companies_each_read_from_their_own_database_once(
+        prefect_harness, block_names, slack_sim, tmp_path, transport):
+    from simulators._http import serve_on_loopback
+    from simulators.syspro import SysproSimulator
+
+    from erp_slack.store import Store
+    from flows.syspro import syspro_to_slack
+
+    sim = SysproSimulator(
+        companies={"EDU1": {"name": "EDU1 Outdoors"}, "EDU2": {"name": "EDU2 Holdings"}},
+        operators={"ENET01": {"password": "secret", "odata_password": "odata-secret", "companies": ["EDU1", "EDU2"],
+                              "max_sessions": 1}})
+    with sim.company_data("EDU2"):
+        sim.insert_invoice(invoice="EDU2-ONLY-1", amount="321.00")
+    with serve_on_loopback(sim) as served:
+        SysproCredentials(transport=transport, base_url=served.url, operator="ENET01", operator_password="secret",
+                          odata_password="odata-secret", companies=["EDU1", "EDU2"]).save(block_names["syspro"],
+                                                                                          overwrite=True)
+        _slack_block(slack_sim, block_names["slack"])
+        db = f"sqlite:///{tmp_path / 'audit.db'}"
+        AuditDatabase(url=db).save(block_names["audit"], overwrite=True)
+        names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"],
+                     audit_block=block_names["audit"], first_run="post")
+        first = syspro_to_slack(**names)
+        second = syspro_to_slack(**names)
+    assert set(first["companies"]) == {"EDU1", "EDU2"}
+    assert second["delivered_records"] == 0  # each company's watermarks are its own
+    store = Store(db)
+    try:
+        edu2 = store.deliveries(company="EDU2", status="sent")
+        assert [r["record_key"] for r in edu2 if r["entity"] == "ap_invoice"] == ["0000001|EDU2-ONLY-1"]
+        assert not [r for r in store.deliveries(company="EDU1") if "EDU2-ONLY-1" in r["record_key"]]
+        assert len(store.deliveries(company="EDU1", status="sent")) > len(edu2)  # the seed is EDU1's
+        assert {w["company"] for w in store.status()} == {"EDU1", "EDU2"}
+        from erp_slack.report import delivery_table
+
+        assert set(delivery_table(store)["company"]) == {"EDU1", "EDU2"}  # the report shows both
+        if transport == "enet":  # one operator session per company, each logged off
+            logons = [a["company"] for a in store.audit_rows("logon")]
+            assert sorted(logons) == ["EDU1", "EDU1", "EDU2", "EDU2"]
+            assert len(store.audit_rows("logoff")) == 4
+    finally:
+        store.dispose()

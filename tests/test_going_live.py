@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from simulators._http import serve_on_loopback
-from tests._prefect_runs import free_port, run_id, wait_done
 from simulators.gp import GpSimulator
 from simulators.slack import SlackSimulator
 from simulators.syspro import SysproSimulator
+from tests._prefect_runs import free_port, run_id, wait_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 
@@ -50,7 +50,10 @@ class User:
         return res.stdout
 
 
-def _config(path: Path, s, g, k, gp: GpSimulator, slack: SlackSimulator, db: Path) -> None:
+def _config(path: Path, s, g, k, gp: GpSimulator, slack: SlackSimulator, db: Path | str,
+            slack_extra: str = "") -> None:
+    """A configuration for the three simulators; ``db`` is a SQLite file or a database URL."""
+    audit_url = db if isinstance(db, str) else f"sqlite:///{db}"
     path.write_text(f"""
 [syspro]
 base_url = "{s.url}"
@@ -71,9 +74,9 @@ token = "{slack.token}"
 base_url = "{k.url}/api/"
 ops_channel = "#finance-alerts"
 time_scale = 20
-
+{slack_extra}
 [audit]
-url = "sqlite:///{db}"
+url = "{audit_url}"
 """)
 
 
@@ -187,3 +190,74 @@ def test_down_never_stops_a_process_that_merely_reuses_a_recorded_pid(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _active_runs(api: str) -> list[str]:
+    res = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+        "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}})
+    return [r["id"] for r in res.json()]
+
+
+def test_ops_hear_from_the_prefect_server_when_runs_stop_completing_once_and_when_they_are_back(tmp_path):
+    # Nothing of ours runs when the worker is down, so the Prefect server says it: `up` leaves an
+    # automation per scheduled deployment that posts to the ops channel when no run has
+    # completed for `late_after` since the last one did (once per gap); the first run after the
+    # gap says runs are back.
+    home = tmp_path / "home"
+    home.mkdir()
+    user = User(home)
+    user.env["PREFECT_WORKER_QUERY_SECONDS"] = "2"
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    syspro, gp, slack = SysproSimulator(), GpSimulator(), SlackSimulator(time_scale=20)
+    cfg = tmp_path / "erp-slack.toml"
+    missed_words = "no run of syspro-to-slack/poll has completed for 15 seconds"
+
+    def ops_say(words: str, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            said = [m["text"] for m in slack.posted() if words in (m.get("text") or "")]
+            if said or time.monotonic() > deadline:
+                return said
+            time.sleep(1)
+
+    with serve_on_loopback(syspro) as s, serve_on_loopback(gp) as g, serve_on_loopback(slack) as k:
+        _config(cfg, s, g, k, gp, slack, tmp_path / "audit.db")
+        cfg.write_text(cfg.read_text().replace('first_run = "post"\n', 'first_run = "post"\nlate_after = 15\n', 1))
+        try:
+            out = user.ok("erp-slack", "up", "--config", str(cfg), "--detach", "--port", str(port))
+            assert "no run of syspro-to-slack/poll completes for 15 seconds" in out
+            assert "no run of gp-to-slack/daily completes for 26 hours" in out
+            run = run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/poll"))
+            assert wait_done(api, run) == "COMPLETED"
+
+            os.kill(_pids(home)["worker"], signal.SIGTERM)  # the worker goes down
+            # A scheduled run (every 5 minutes) already under way may still complete and open
+            # a new window; once nothing runs, one window passes and the alert is there.
+            deadline = time.monotonic() + 120
+            while _active_runs(api) and time.monotonic() < deadline:
+                time.sleep(1)
+            assert ops_say(missed_words, 120), [m.get("text") for m in slack.posted()]
+            said = ops_say(missed_words, 0)
+            assert all(slack.token not in m for m in said)
+            time.sleep(40)  # more windows without a run: not another word
+            assert len(ops_say(missed_words, 0)) == len(said)
+            assert not ops_say("gp-to-slack/daily", 0)  # its day is not over
+
+            restarted = time.time()
+            worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "erp-slack"], env=user.env,
+                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                run = run_id(user.ok("prefect", "deployment", "run", "syspro-to-slack/poll"))
+                assert wait_done(api, run) == "COMPLETED"
+            finally:
+                worker.terminate()
+                worker.wait(30)
+            back = [m for m in slack.posted() if "runs are completing again" in (m.get("text") or "")
+                    and float(m["ts"]) > restarted]
+            assert len(back) == 1 and "nothing was missed" in str(back[0]["blocks"])
+        finally:
+            user.run("erp-slack", "down")
+    ops = {m["channel"] for m in slack.posted()
+           if "syspro-to-slack/poll" in (m.get("text") or "") or "completing again" in (m.get("text") or "")}
+    assert ops == {slack.channel_id("#finance-alerts")}

@@ -80,9 +80,13 @@ def test_bulk_rows_normalise(gp_sim_factory, entity):
     assert len({r.key for r in records}) == len(rows) >= 100
 
 
-@pytest.mark.parametrize("envelope", ["payload", "bare"])
-def test_decoded_values(gp_sim, envelope):
-    gp_sim.sim.configure(envelope=envelope, list_shape="object")
+@pytest.mark.parametrize("envelope", ["payload", "bare", "webservices"])
+def test_decoded_values(gp_sim_factory, envelope):
+    """Every shown value decodes the same from SBA's JSON (either envelope) and from the Web
+    Services' XML (enumerations by name, workflows as a list, GL keyed by journal and date)."""
+    gp_sim = gp_sim_factory(transport="webservices" if envelope == "webservices" else "sba")
+    if envelope != "webservices":
+        gp_sim.sim.configure(envelope=envelope, list_shape="object")
     with gp_sim.client(include_unposted=True) as client:
         by_key = {
             name: {r.key: r.fields for r in _records(client, e, gp_sim.company)[1]} for name, e in BY_NAME.items()
@@ -106,8 +110,11 @@ def test_decoded_values(gp_sim, envelope):
     assert grn["receipt_date"] == date(2024, 3, 13)
 
     gl = by_key["gl_journal"]
-    assert set(gl) == {"2911|2023|16384", "2911|2023|32768", "3390|2024|16384", "3390|2024|32768", "3390|2024|49152"}
+    assert set(gl) == {"2911|2023|16384", "2911|2023|32768", "3390|2024|16384", "3390|2024|32768", "3390|2024|49152",
+                       "3418|2024|16384", "3418|2024|32768"}  # 3418 is unposted work
     assert gl["3390|2024|49152"]["amount"] == Decimal("-1287.50") and gl["3390|2024|49152"]["status"] == "Posted"
+    assert (gl["3418|2024|16384"]["status"], gl["3418|2024|16384"]["state"]) == ("Unposted", "Unposted")
+    assert (gl["3390|2024|16384"]["debit"], gl["3390|2024|49152"]["credit"]) == (Decimal("1190.00"), Decimal("1287.50"))
     assert gl["3390|2024|16384"]["period"] == "2024-03"
 
     vendor = by_key["vendor"]

@@ -35,6 +35,7 @@ class N:
     event: str = "created"
     fields: dict[str, Any] = field(default_factory=dict)
     changes: tuple = ()
+    mentions: tuple = ()
 
 
 def _strings(node: Any) -> list[str]:
@@ -215,3 +216,62 @@ def block_text_size(blocks: Sequence[Mapping[str, Any]]) -> int:
     return total
 
 
+
+
+def test_a_header_shows_an_ampersand_as_the_reader_expects_and_still_defuses_markup():
+    # plain_text is not parsed by Slack: an escaped "&" would read "&amp;" in the header.
+    msg = R.render([_invoice(supplier="ACME & SONS", invoice="A&B-1 <!here>")], ENTITIES, batch_uid="b")
+    header = msg.blocks[0]["text"]["text"]
+    assert "A&B-1" in header and "&amp;" not in header
+    assert "<!here>" not in header and "&lt;!here&gt;" in header
+    assert "A&amp;B-1" in msg.text  # the notification text is parsed as mrkdwn: escaped there
+
+
+def test_mentions_come_only_from_the_rule_and_lead_the_notification():
+    notice = _invoice(supplier_name="<!channel> <@U999> ACME")
+    notice.mentions = ("U012AB3CD", "S0614TZR7", "@here")
+    msg = R.render([notice], ENTITIES, batch_uid="b")
+    assert msg.text.startswith("<@U012AB3CD> <!subteam^S0614TZR7> <!here> ")
+    assert msg.blocks[1]["text"]["text"] == "cc <@U012AB3CD> <!subteam^S0614TZR7> <!here>"
+    markup = [m for t in _strings(msg.blocks) + [msg.text] for m in __import__("re").findall(r"<[!@][^>]*>", t)]
+    assert set(markup) == {"<@U012AB3CD>", "<!subteam^S0614TZR7>", "<!here>"}  # the ERP's own stay escaped
+    # A digest mentions each configured target once; a record without mentions adds none.
+    other = _invoice(invoice="INV-2")
+    digest = R.render([notice, other, notice], ENTITIES, batch_uid="d")
+    assert digest.text.count("<!here>") == 1 and "cc <@U012AB3CD>" in json.dumps(digest.blocks)
+    plain = R.render([other], ENTITIES, batch_uid="p")
+    assert "cc " not in json.dumps(plain.blocks) and "<@" not in plain.text
+
+
+def test_a_digest_totals_each_currency_apart_and_shows_each_due_date():
+    notices = [_invoice(invoice="I-1", amount="100.50", currency="EUR", due_date="2026-12-20"),
+               _invoice(invoice="I-2", amount="200.00", currency="EUR"),
+               _invoice(invoice="I-3", amount="1000", currency="USD", due_date="2027-01-05")]
+    from dataclasses import replace
+
+    msg = R.render(notices, {("syspro", "ap_invoice"): replace(INVOICE, amount_field="amount")}, batch_uid="d")
+    blob = json.dumps(msg.blocks, ensure_ascii=False)
+    assert "*Total* EUR 300.50 · USD 1,000.00" in blob  # never one sum across currencies
+    assert "I-1 · Acme Bearings · EUR 100.50 · due 2026-12-20" in blob and "due 2027-01-05" in blob
+    assert blob.count(" · due ") == 2  # I-2 has no due date: nothing is made up
+
+
+def test_a_balance_at_zero_reads_paid_and_an_open_one_shows_its_amount():
+    paid = json.dumps(R.render([_invoice(balance="0.00")], ENTITIES, batch_uid="b").blocks)
+    assert "*Balance*\\nPaid" in paid
+    open_ = json.dumps(R.render([_invoice(balance="400")], ENTITIES, batch_uid="b").blocks)
+    assert "*Balance*\\nEUR 400.00" in open_ and "Paid" not in open_
+    # A zero-amount document with a zero balance was never owed: nothing reads "Paid".
+    assert "Paid" not in json.dumps(R.render([_invoice(amount="0", balance="0")], ENTITIES, batch_uid="b").blocks)
+    digest = R.render([_invoice(balance="0"), _invoice(invoice="INV-2", balance="5")], ENTITIES, batch_uid="b")
+    lines = digest.blocks[1]["text"]["text"].splitlines()
+    assert lines[0].endswith("· paid") and "paid" not in lines[1]
+
+
+def test_a_hold_stands_out_under_the_header_and_first_in_the_notification():
+    held = R.render([_invoice(hold="Yes")], ENTITIES, batch_uid="b")
+    assert held.blocks[1]["text"]["text"] == ":warning: *On hold*"
+    assert held.text.split(" ", 1)[1].startswith("On hold · Supplier invoice INV-1")
+    assert "On hold" not in json.dumps(R.render([_invoice(hold="No")], ENTITIES, batch_uid="b").blocks)
+    digest = R.render([_invoice(hold="Yes"), _invoice(invoice="INV-2")], ENTITIES, batch_uid="b")
+    assert "*on hold*" in digest.blocks[1]["text"]["text"].splitlines()[0]

@@ -90,3 +90,20 @@ def test_amount_bounds_are_half_open_and_missing_amount_never_matches():
 def test_bad_rules_are_rejected(data, message):
     with pytest.raises(ValidationError, match=message):
         Rule.model_validate(data)
+
+
+def test_notify_takes_only_slack_ids_and_here_and_names_the_field():
+    from erp_slack.config import parse_config
+    from erp_slack.errors import ConfigError
+
+    base = {"slack": {"token": "xoxb-t"}, "syspro": {"base_url": "https://s.example", "operator": "OP",
+                                                      "operator_password": "pw", "company_id": "EDU1"}}
+    ok = parse_config({**base, "routes": [{"entity": "ap_invoice", "min_amount": 50000, "channel": "#ap-large",
+                                           "notify": ["S0614TZR7", "U012AB3CD", "@here", "U012AB3CD"]}]})
+    assert ok.routes[0].notify == ["S0614TZR7", "U012AB3CD", "@here"]
+    for bad in (["@jane"], ["<!channel>"], ["u012ab3cd"], ["#ap"]):
+        with pytest.raises(ConfigError) as err:
+            parse_config({**base, "routes": [{"channel": "#ap", "notify": bad}]})
+        assert err.value.path.startswith("routes.0.notify"), err.value.path
+    with pytest.raises(ConfigError):
+        parse_config({**base, "routes": [{"skip": True, "notify": ["@here"]}]})

@@ -464,7 +464,7 @@ def test_drop_without_storing(slack_sim: SlackSimServer) -> None:
 
 
 def test_fast_posts_get_429_and_accepted_posts_respect_the_rate(slack_sim_factory: Any) -> None:
-    server = slack_sim_factory(time_scale=20)  # 20 messages/s per channel, burst 1
+    server = slack_sim_factory(time_scale=20, channel_burst=1)  # 20 messages/s per channel, strictly
     client, sim = server.client(), server.sim
     limited = []
     for i in range(30):

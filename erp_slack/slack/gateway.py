@@ -66,10 +66,22 @@ class SlackGateway:
         self._team_url = self._team_url or data.get("url")
         return data
 
-    def post(self, channel: str, message: Message) -> Posted:
-        """``chat.postMessage`` once, never retried here."""
-        data = self._call(lambda: self._writer.chat_postMessage(channel=channel, **message.as_kwargs()), "chat.postMessage")
+    def post(self, channel: str, message: Message, *, thread_ts: str | None = None, broadcast: bool = False) -> Posted:
+        """``chat.postMessage`` once (a reply in the thread of ``thread_ts`` if given, also shown
+        in the channel with ``broadcast``), never retried here."""
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if thread_ts and broadcast:
+            extra["reply_broadcast"] = True
+        data = self._call(
+            lambda: self._writer.chat_postMessage(channel=channel, **message.as_kwargs(), **extra), "chat.postMessage")
         return Posted(channel_id=data["channel"], ts=data["ts"])
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        """``chat.update``: the message at ``ts`` now shows ``message``. Its metadata is left as
+        it was (it names the delivery that first posted it, which reconciliation looks for), so
+        none is sent. Idempotent: sending the same content twice shows the same message."""
+        self._call(lambda: self._writer.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks),
+                   "chat.update")
 
     def join(self, channel_id: str) -> None:
         """``conversations.join`` (public channels only)."""
@@ -103,22 +115,34 @@ class SlackGateway:
                 raise SlackRejected("channel_not_found", method="conversations.list")
             return self._ids[name]
 
-    def find_batch(self, channel_id: str, batch_uid: str, *, since: datetime | None = None) -> str | None:
+    def find_batch(
+        self, channel_id: str, batch_uid: str, *, since: datetime | None = None, thread_ts: str | None = None,
+    ) -> str | None:
         """The ``ts`` of the message carrying ``batch_uid`` in its metadata, if Slack has it.
 
-        ``since`` bounds the search (a post cannot be older than its claim). "Not found" is only
-        answered after reading every message since then; a history too long to read raises
-        DeliveryAmbiguous, so the caller keeps the claim instead of posting a second time.
+        ``since`` bounds the search (a post cannot be older than its claim); a reply is looked
+        for in its thread (``thread_ts``: replies are not in the channel's history). "Not found"
+        is only answered after reading every message since then; a history too long to read
+        raises DeliveryAmbiguous, so the caller keeps the claim instead of posting a second time.
         """
         oldest = f"{(since - _CLOCK_MARGIN).timestamp():.6f}" if since is not None else None
         cursor = None
         for _ in range(_HISTORY_PAGES):
-            data = self._call(
-                lambda: self._reader.conversations_history(
-                    channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor, oldest=oldest,
-                ),
-                "conversations.history",
-            )
+            if thread_ts:
+                data = self._call(
+                    lambda: self._reader.conversations_replies(
+                        channel=channel_id, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor,
+                        oldest=oldest,
+                    ),
+                    "conversations.replies",
+                )
+            else:
+                data = self._call(
+                    lambda: self._reader.conversations_history(
+                        channel=channel_id, include_all_metadata=True, limit=200, cursor=cursor, oldest=oldest,
+                    ),
+                    "conversations.history",
+                )
             for msg in data.get("messages", []):
                 payload = (msg.get("metadata") or {}).get("event_payload") or {}
                 if payload.get("batch") == batch_uid:

@@ -46,7 +46,7 @@ def reconcile_stale(
         channel = rows[0].channel
         try:
             channel_id = gateway.resolve(channel)
-            ts = gateway.find_batch(channel_id, batch_uid, since=claimed)
+            ts = gateway.find_batch(channel_id, batch_uid, since=claimed, thread_ts=rows[0].thread_ts)
         except SlackRejected as exc:
             # History cannot be read (a missing scope, a private channel): the post may be
             # there, so keep the claim rather than risk a second one — for a while. Past

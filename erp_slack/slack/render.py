@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any, Mapping, Protocol, Sequence
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +28,7 @@ from slack_sdk.models.blocks import (
 from erp_slack.model import Entity
 from erp_slack.slack.templates import TEMPLATES, Template
 
-__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
+__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "render_reply", "render_archive", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
 
 EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action>
 SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
@@ -46,6 +47,9 @@ _FOOTER_MAX = 400  # the context line, and a link
 _FIELDS_BUDGET = TOTAL_MAX - HEADER_MAX - 2 * _NOTE_MAX - 2 * _FOOTER_MAX - 250  # label markup slack
 
 
+_NO_NAMES: Mapping[tuple[str, str], str] = MappingProxyType({})
+
+
 class Notice(Protocol):
     """What the renderer needs of a delivery (``store.Delivery`` satisfies it)."""
 
@@ -57,6 +61,7 @@ class Notice(Protocol):
     event: str
     fields: Mapping[str, Any]
     changes: Sequence[Sequence[Any]]
+    mentions: Sequence[str]  # from the routing rule's ``notify``, never from the ERP
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,21 @@ def unlinked(text: str) -> str:
     """ERP text that Slack cannot turn into a live link: a zero-width space after a scheme's
     colon (``https:\u200b//``) and after ``www``, so a supplier name carrying a URL stays text."""
     return _LINKABLE.sub(lambda m: (m.group(1) + ":\u200b") if m.group(1) else m.group(2) + "\u200b.", text)
+
+
+def mention(target: str) -> str:
+    """Slack's markup for one configured ``notify`` target (validated at load: U…/W…, S…, @here,
+    @channel); the only place a message's mention markup comes from."""
+    if target in ("@here", "@channel"):
+        return f"<!{target[1:]}>"
+    if target.startswith("S"):
+        return f"<!subteam^{target}>"
+    return f"<@{target}>"
+
+
+def _mentions(notices: Sequence[Notice]) -> str:
+    targets = dict.fromkeys(t for n in notices for t in n.mentions)
+    return " ".join(mention(t) for t in targets)
 
 
 def fallback(message: Message) -> Message:
@@ -183,6 +203,23 @@ def _fill(fmt: str, notice: Notice, template: Template, entity: Entity | None) -
     return fmt.format_map(values)
 
 
+def _on_hold(notice: Notice) -> bool:
+    """The document is on hold (the ERP's hold flag, decoded to Yes/No by the entity's labels)."""
+    return str(notice.fields.get("hold", "")).strip().lower() in ("yes", "y", "true", "1")
+
+
+def _shown(notice: Notice, name: str, kind: str, currency: str) -> str:
+    """A field as a person reads it; a supplier invoice whose balance has reached zero is "Paid"."""
+    value = notice.fields.get(name)
+    if name == "balance" and value not in (None, ""):
+        try:
+            if Decimal(str(value)) == 0 and Decimal(str(notice.fields.get("amount") or 0)) != 0:
+                return "Paid"
+        except InvalidOperation:
+            pass
+    return _fmt(value, kind, currency)
+
+
 def _currency(notice: Notice, entity: Entity | None) -> str:
     if entity is not None and entity.currency_field:
         cur = notice.fields.get(entity.currency_field)
@@ -220,16 +257,31 @@ def _changes_text(notice: Notice, template: Template, entity: Entity | None) -> 
     return "\n".join(parts)
 
 
-def render_one(notice: Notice, entity: Entity | None, *, batch_uid: str) -> Message:
-    """One record, one message: header, up to ten fields, what changed, and the source line."""
+def render_one(
+    notice: Notice, entity: Entity | None, *, batch_uid: str, names: Mapping[tuple[str, str], str] = _NO_NAMES,
+    living: bool = False, earlier: str | None = None,
+) -> Message:
+    """One record, one message: header, up to ten fields, what changed, and the source line.
+
+    ``living``: the document's living message as it now stands (no "Updated:" and no "what
+    changed": the thread says that). ``earlier``: the permalink of the document's previous
+    living message, which Slack would no longer let us edit.
+    """
     template = _template(notice, entity)
     currency = _currency(notice, entity)
-    word = _EVENT_WORD.get(notice.event, "")
+    word = "" if living else _EVENT_WORD.get(notice.event, "")
     headline = _fill(template.headline, notice, template, entity)
     title = f"{word}: {headline}" if word and notice.event != "created" else headline
-    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(escape(title), HEADER_MAX), emoji=False))]
-    shown = [(slot, _fmt(notice.fields.get(slot.field), slot.format, currency)) for slot in template.slots]
+    # plain_text is shown as it is (Slack parses no markup in it), so "&" stays "&" where a reader
+    # sees it ("ACME & Sons", not "ACME &amp; Sons"); "<" and ">" are still defused, belt and braces.
+    plain = title.replace("<", "&lt;").replace(">", "&gt;")
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(plain, HEADER_MAX), emoji=False))]
+    shown = [(slot, _shown(notice, slot.field, slot.format, currency)) for slot in template.slots]
     shown = [(slot, value) for slot, value in shown if value][:FIELDS_MAX]
+    if _on_hold(notice):
+        # What a clerk must not miss: right under the header, and first in the notification.
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=":warning: *On hold*", verbatim=True)))
+        title = f"On hold · {title}"
     # Every part has its own limit, and together they stay under the message's total text
     # budget (TOTAL_MAX): the fields share what the header, changes, remarks and footer leave.
     per_field = min(FIELD_MAX, _FIELDS_BUDGET // max(1, len(shown)))
@@ -239,24 +291,42 @@ def render_one(notice: Notice, entity: Entity | None, *, batch_uid: str) -> Mess
     ]
     if fields:
         blocks.append(SectionBlock(fields=fields))
-    if notice.changes:
+    if notice.changes and not living:
         changed = _changes_text(notice, template, entity)
         if changed:
             blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*What changed*\n" + changed, _NOTE_MAX), verbatim=True)))
     remarks = notice.fields.get("remarks")
     if remarks:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(escape(remarks), _NOTE_MAX), verbatim=True)))
-    context = [MarkdownTextObject(text=clip(_source_line(notice, entity), _FOOTER_MAX), verbatim=True)]
+    context = [MarkdownTextObject(text=clip(_source_line(notice, entity, names), _FOOTER_MAX), verbatim=True)]
     link = _link(notice, entity)
     if link:
         context.append(MarkdownTextObject(text=link, verbatim=True))
+    before = safe_link(earlier, "earlier message") if earlier else None
+    if before:
+        context.append(MarkdownTextObject(text=f"Continues an {before}", verbatim=True))
     blocks.append(ContextBlock(elements=context))
     text = clip(f"{template.emoji} {escape(title)}", TEXT_MAX)
-    return _message(text, blocks, _metadata([notice], batch_uid))
+    return _message(*_notify([notice], text, blocks), _metadata([notice], batch_uid))
 
 
-def render_digest(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str) -> Message:
-    """Several records of one channel in one message: a header, then one line per record."""
+def render_reply(notice: Notice, entity: Entity | None, *, batch_uid: str) -> Message:
+    """A thread reply under a document's living message: what changed, in one line
+    ("*Status*: Released → Received · *Received*: 1 → 2"), with the rule's mentions."""
+    template = _template(notice, entity)
+    changed = _changes_text(notice, template, entity).replace("\n", " · ")
+    line = changed or _EVENT_WORD.get(notice.event, "Updated")
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=clip(line, SECTION_MAX), verbatim=True))]
+    text = clip(f"{template.emoji} {line}", TEXT_MAX)
+    return _message(*_notify([notice], text, blocks), _metadata([notice], batch_uid))
+
+
+def render_digest(
+    notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str,
+    names: Mapping[tuple[str, str], str] = _NO_NAMES, threads: Mapping[str, str] = _NO_NAMES,
+) -> Message:
+    """Several records of one channel in one message: a header, then one line per record;
+    ``threads`` maps a delivery's uid to its document's living message (the line links it)."""
     if not notices:
         raise ValueError("a digest needs at least one record")
     if len(notices) > DIGEST_MAX:
@@ -273,9 +343,18 @@ def render_digest(notices: Sequence[Notice], entities: Mapping[tuple[str, str], 
         summary = escape(_fill(template.summary, n, template, entity))
         summaries.append(summary)
         tag = f" _{word.lower()}_" if n.event != "created" else ""
+        if _on_hold(n):
+            tag += " · *on hold*"
+        elif _shown(n, "balance", "money", "") == "Paid":
+            tag += " · paid"
+        due = _fmt(n.fields.get("due_date"), "date", "")
+        if due and "{due_date}" not in template.summary:
+            summary += f" · due {escape(due)}"  # what a clerk sorts a list of invoices by
         if n.changes and n.event != "created":
             tag += " — " + _changes_text(n, template, entity).replace("\n", "; ")
-        lines.append(clip(f"{template.emoji} {summary}{tag}", LINE_MAX))
+        thread = safe_link(threads[n.uid], "thread") if n.uid in threads else None
+        room = LINE_MAX - (len(thread) + 3 if thread else 0)
+        lines.append(clip(f"{template.emoji} {summary}{tag}", room) + (f" · {thread}" if thread else ""))
     chunk: list[str] = []
     for line in lines:
         if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_MAX - 10:
@@ -283,26 +362,67 @@ def render_digest(notices: Sequence[Notice], entities: Mapping[tuple[str, str], 
             chunk = []
         chunk.append(line)
     blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+    totals = _totals(notices, entities)
+    if totals:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Total* {escape(totals)}", SECTION_MAX),
+                                                           verbatim=True)))
     blocks.append(DividerBlock())
     first = notices[0]
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_source_line(first, entities.get((first.source, first.entity)), digest=True), verbatim=True)]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_source_line(first, entities.get((first.source, first.entity)), names, digest=True), verbatim=True)]))
     more = " …" if len(summaries) > 5 else ""
     text = clip(f"{title}: " + "; ".join(summaries[:5]) + more, TEXT_MAX)
-    return _message(text, blocks, _metadata(notices, batch_uid))
+    return _message(*_notify(notices, text, blocks), _metadata(notices, batch_uid))
 
 
-def render(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str) -> Message:
-    """One message for one record, a digest for several."""
+def _totals(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity]) -> str:
+    """The digest's amounts summed per currency ("EUR 12,400.50 · USD 300.00"), never across
+    currencies; empty when no record has an amount."""
+    sums: dict[str, Decimal] = {}
+    for n in notices:
+        entity = entities.get((n.source, n.entity))
+        if entity is None or not entity.amount_field:
+            continue
+        try:
+            amount = Decimal(str(n.fields.get(entity.amount_field)))
+        except (InvalidOperation, ValueError):
+            continue
+        if amount.is_finite():
+            currency = _currency(n, entity)
+            sums[currency] = sums.get(currency, Decimal(0)) + amount
+    return " · ".join(_money(total, currency) for currency, total in sorted(sums.items()))
+
+
+def render(
+    notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity], *, batch_uid: str,
+    names: Mapping[tuple[str, str], str] = _NO_NAMES, threads: Mapping[str, str] = _NO_NAMES,
+    earlier: str | None = None,
+) -> Message:
+    """One message for one record, a digest for several; ``names`` says what to call a company
+    ((source, company) -> name), else it is shown as configured."""
     if len(notices) == 1:
         n = notices[0]
-        return render_one(n, entities.get((n.source, n.entity)), batch_uid=batch_uid)
-    return render_digest(notices, entities, batch_uid=batch_uid)
+        return render_one(n, entities.get((n.source, n.entity)), batch_uid=batch_uid, names=names, earlier=earlier)
+    return render_digest(notices, entities, batch_uid=batch_uid, names=names, threads=threads)
 
 
-def _source_line(notice: Notice, entity: Entity | None, *, digest: bool = False) -> str:
+def _notify(notices: Sequence[Notice], text: str, blocks: list[Any]) -> tuple[str, list[Any]]:
+    """The configured mentions, first in the notification text (what a push shows) and as a line
+    under the header; nothing when the rule notifies nobody."""
+    who = _mentions(notices)
+    if not who:
+        return text, blocks
+    line = SectionBlock(text=MarkdownTextObject(text=f"cc {who}", verbatim=True))
+    return clip(f"{who} {text}", TEXT_MAX), [blocks[0], line, *blocks[1:]]
+
+
+def _source_line(
+    notice: Notice, entity: Entity | None, names: Mapping[tuple[str, str], str] = _NO_NAMES, *, digest: bool = False,
+) -> str:
     system = SOURCE_NAMES.get(notice.source, notice.source)
     what = "" if digest or entity is None else f" · {escape(entity.title)} {escape(notice.record_key.replace('|', ' / '))}"
-    return clip(f"{system} · company {escape(notice.company)}{what}", 2000)
+    name = names.get((notice.source, notice.company))
+    company = f"{escape(name)} ({escape(notice.company)})" if name and name != notice.company else escape(notice.company)
+    return clip(f"{system} · company {company}{what}", 2000)
 
 
 def _link(notice: Notice, entity: Entity | None) -> str | None:
@@ -318,6 +438,42 @@ def _link(notice: Notice, entity: Entity | None) -> str | None:
 def _message(text: str, blocks: list[Any], metadata: dict[str, Any]) -> Message:
     dicts = [b.to_dict() for b in blocks]  # slack_sdk validates its own limits here
     return Message(text=text or "ERP notification", blocks=dicts, metadata=metadata)
+
+
+ARCHIVE_EVENT = "erp_archive_thread_opened"
+
+
+def render_archive(
+    *, source: str, company: str, label: str, uid: str, replies: Sequence[Notice],
+    entities: Mapping[tuple[str, str], Entity], closed: bool, names: Mapping[tuple[str, str], str] = _NO_NAMES,
+) -> Message:
+    """A period's archive parent: per kind of document, how many replies the thread holds and
+    their totals per currency; "closed" once the period has ended. ``uid`` goes in the metadata,
+    so a parent whose post was not recorded is found in the channel instead of posted again."""
+    groups: dict[str, list[Notice]] = {}
+    for n in replies:
+        groups.setdefault(n.entity, []).append(n)
+    nouns = {e: _template(ns[0], entities.get((ns[0].source, e))).plural for e, ns in groups.items()}
+    what = next(iter(nouns.values())) if len(nouns) == 1 else "postings"
+    name = names.get((source, company))
+    who = name if name and name != company else company
+    title = f"{what[:1].upper()}{what[1:]} · {label} · {who}"
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(title.replace("<", "&lt;").replace(">", "&gt;"),
+                                                                    HEADER_MAX), emoji=False))]
+    lines = []
+    for entity, ns in groups.items():
+        totals = _totals(ns, entities)
+        noun = nouns[entity][:1].upper() + nouns[entity][1:]
+        lines.append(f"*{escape(noun)}*: {len(ns)}" + (f" · {escape(totals)}" if totals else ""))
+    body = "\n".join(lines) if lines else "Nothing yet: each posting of the period is a reply in this thread."
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(body, SECTION_MAX), verbatim=True)))
+    state = ":lock: *Closed* · final totals" if closed else "Open · totals so far"
+    system = SOURCE_NAMES.get(source, source)
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=clip(f"{state} · {escape(system)} · company {escape(who)} · each posting is a reply in this thread",
+                  _FOOTER_MAX), verbatim=True)]))
+    metadata = {"event_type": ARCHIVE_EVENT, "event_payload": {"batch": uid, "schema_version": 1}}
+    return _message(clip(f":card_index_dividers: {escape(title)}", TEXT_MAX), blocks, metadata)
 
 
 def render_alert(title: str, body: str, *, ok: bool) -> Message:

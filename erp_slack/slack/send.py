@@ -17,8 +17,8 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from erp_slack.errors import DeliveryAmbiguous, SlackRateLimited, SlackRejected, SlackUnavailable
@@ -27,11 +27,16 @@ from erp_slack.schema import DeliveryStatus
 from erp_slack.slack import policy as P
 from erp_slack.slack.gateway import SlackGateway
 from erp_slack.slack.pacing import Clock, RealClock, TokenBucket
+from erp_slack.slack.quiet import QuietHours, quiet_until
 from erp_slack.slack.reconcile import batch_age, first_attempt, reconcile_stale
-from erp_slack.slack.render import DIGEST_MAX, Message, fallback, render
+from erp_slack.slack.render import DIGEST_MAX, Message, fallback, render, render_archive, render_one, render_reply
 from erp_slack.store import Delivery, Store, utcnow
 
 __all__ = ["DrainSettings", "LaneStats", "DrainReport", "Drainer"]
+
+# What Slack answers when it will not edit a message any more (deleted, too old for the
+# workspace's edit window, not ours): the change goes out as a new message instead.
+_EDIT_REFUSED = {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,15 @@ class DrainSettings:
         verify_for: How long a possibly posted batch whose channel history Slack refuses to
             show (a missing scope, a private channel) stays claimed before it is marked
             ``failed`` as unverifiable, visibly, instead of waiting forever.
+        channel_burst: Posts a channel may take at once when a lane is behind its schedule
+            (after a pause or a slow write): Slack allows short bursts but publishes no size, so
+            keep it small; 1 never catches up.
         headroom: Fraction of the rates actually used, so network jitter between our clock and
             Slack's does not turn exact pacing into 429s.
+        quiet: Quiet hours: a channel inside one gets only urgent records; the rest are held in
+            the outbox and go out as a digest when the window ends.
+        edits_per_minute: ``chat.update`` calls per minute (living messages), across channels.
+        currency_codes: ERP currency id → the ISO code messages show (the outbox keeps the id).
     """
 
     rate_per_channel: float = 1.0
@@ -65,13 +77,19 @@ class DrainSettings:
     max_seconds: float = 600.0
     reconcile_after: float = 2.0
     verify_for: timedelta = timedelta(minutes=30)
-    headroom: float = 0.97
+    channel_burst: int = 2
+    headroom: float = 0.99
+    quiet: tuple[QuietHours, ...] = ()
+    edits_per_minute: float = 50.0
+    currency_codes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.digest_max <= DIGEST_MAX:
             raise ValueError(f"digest_max must be between 1 and {DIGEST_MAX}")
         if self.rate_per_channel <= 0 or self.workspace_per_minute <= 0:
             raise ValueError("rates must be positive")
+        if self.channel_burst < 1:
+            raise ValueError("channel_burst must be at least 1")
 
 
 @dataclass
@@ -117,6 +135,7 @@ class _Lane:
     simplified: bool = False
     split: bool = False
     reconcile: str | None = None  # why the held batch must be looked for in Slack before resending
+    thread_ts: str | None = None  # the living message the held batch was last posted under
     digesting: bool = False  # the lane has sent digests in this drain
     post_at: float | None = None  # earliest start of the next post (set by a successful post)
     lead: float = 0.0  # how long the last paced step took to get ready to post (claim, render)
@@ -150,7 +169,10 @@ class Drainer:
         scale = settings.time_scale
         self._interval = 1.0 / (settings.rate_per_channel * scale * settings.headroom)
         self._bucket = TokenBucket(settings.workspace_per_minute * scale * settings.headroom / 60.0, max(1.0, settings.workspace_per_minute / 60.0), self.clock)
+        # chat.update has its own limit (Slack's tier 3, about 50 a minute), apart from posting.
+        self._edits = TokenBucket(settings.edits_per_minute * scale * settings.headroom / 60.0, 1.0, self.clock)
         self._heap: list[tuple[float, int, _Lane]] = []
+        self._names: dict[tuple[str, str], str] | None = None
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._busy = 0
@@ -174,6 +196,7 @@ class Drainer:
             self.store, self.gateway, worker=self.worker, lease=self.settings.lease,
             verify_for=self.settings.verify_for, audit=self._audit,
         )
+        self._refresh_archives()  # parents behind their replies (a crash) or whose period has ended
         pending = self.store.pending_by_channel()
         lanes = [_Lane(ch) for ch in sorted(pending) if channels is None or ch in channels]
         report.lanes = {lane.channel: lane.stats for lane in lanes}
@@ -269,72 +292,236 @@ class Drainer:
             # Before claiming: if the shared limit cannot be had, nothing is left claimed.
             self.pacer(lane.channel)
         if lane.held is None:
+            self._hold_if_quiet(lane.channel)
             backlog = self.store.pending_count(lane.channel)
             # A lane that went to digests stays with them for its tail: five single messages
-            # after a digest would take five more seconds than one short digest.
-            deep = backlog > self.settings.digest_threshold or (lane.digesting and backlog > 1)
+            # after a digest would take five more seconds than one short digest. What quiet hours
+            # held goes out together too, once the window is over.
+            deep = (backlog > self.settings.digest_threshold or (lane.digesting and backlog > 1)
+                    or self.store.held(lane.channel, ready=True) > 1)
             size = self.settings.digest_max if deep and not lane.split else 1
             lane.digesting = lane.digesting or size > 1
             lane.held = self.store.claim(lane.channel, size, worker=self.worker) or None
             lane.attempt, lane.simplified = 0, False
             if lane.held is None:
                 return None
+            lane.held = self._one_thread(lane.held)
         rows = lane.held
         batch_uid = rows[0].batch_uid or uuid.uuid4().hex
         if lane.reconcile is not None:
             why, lane.reconcile = lane.reconcile, None
             age = batch_age(rows)
             return self._reconcile_lane(lane, rows, batch_uid, why, self.clock.now(), age)
-        message = self._render(rows, batch_uid, simplified=lane.simplified)
+        try:
+            message, thread_ts = self._compose(lane, rows, batch_uid)
+        except (SlackRateLimited, SlackUnavailable, DeliveryAmbiguous, SlackRejected) as exc:
+            # The living message's edit failed. Nothing was posted, and an edit repeated shows the
+            # same message, so even an ambiguous failure is simply tried again.
+            lane.attempt += 1
+            if isinstance(exc, DeliveryAmbiguous):
+                exc = SlackUnavailable(exc.reason, method="chat.update")
+            return self._refused(lane, rows, exc, self.clock.now(), batch_age(rows))
         if post_at is not None:
             # After a post the lane is woken ``lead`` early, so the claim and render above
             # happen inside the interval instead of lengthening it.
             lane.lead = min(self.clock.now() - entered, self._interval / 4)
         self._bucket.take()
-        if not self.store.mark_attempt([d.id for d in rows], worker=self.worker):
+        if not self.store.mark_attempt([d.id for d in rows], worker=self.worker, thread_ts=thread_ts):
             # Our claim lapsed (a long wait) and another drainer took the batch over: theirs now.
             self._audit("claim_lost", channel=lane.channel, details={"batch": batch_uid})
             lane.held, lane.post_at = None, post_at  # the channel's pacing still holds
             return self.clock.now()
         lane.attempt += 1
+        lane.thread_ts = thread_ts
         # The channel's slot comes from the store, shared by every drainer on this database, and
         # is taken after the attempt is recorded, just before the request goes out: the next slot
         # is the last one plus the interval, so neither a slow write nor a second drainer
         # (another source's run, a backfill) changes the channel's pace.
-        wait = self.store.reserve_slot(lane.channel, self._interval, now=time.time()) - time.time()
-        if wait > 0:
-            self.clock.sleep(wait)
+        slot = self._wait_for_slot(lane.channel)
         started = self.clock.now()
         age = batch_age(rows)
         try:
-            posted = self.gateway.post(lane.channel_id, message)
-        except SlackRateLimited as exc:
+            try:
+                posted = self.gateway.post(lane.channel_id, message, thread_ts=thread_ts,
+                                           broadcast=rows[0].archive is not None and rows[0].broadcast)
+            finally:
+                if self.settings.channel_burst == 1:
+                    # No burst to absorb a post that went late or travelled slowly: the next one
+                    # waits a whole interval after this one's answer, so Slack never sees two
+                    # closer than the interval.
+                    self.store.push_slot(lane.channel, time.time() + self._interval)
+        except (SlackRateLimited, SlackUnavailable, DeliveryAmbiguous, SlackRejected) as exc:
+            return self._refused(lane, rows, exc, started, age)
+        self._sent(lane, rows, posted.channel_id, posted.ts, message, batch_uid)
+        if rows[0].archive is not None:
+            self._refresh_archives(rows[0])
+        # The lane's next post is due one interval after its slot, not after this post ended.
+        lane.post_at = slot + self._interval
+        return lane.post_at - lane.lead
+
+    def _wait_for_slot(self, channel: str) -> float:
+        """Reserve the channel's next slot in the store (shared by every drainer on this
+        database) and wait for it; returns the slot on this drainer's clock."""
+        wall = time.time()
+        slot = self.clock.now() + self.store.reserve_slot(
+            channel, self._interval, now=wall, burst=self.settings.channel_burst) - wall
+        self.clock.sleep(slot - self.clock.now())
+        return slot
+
+    def _refused(self, lane: _Lane, rows: Sequence[Delivery], exc: Exception, started: float, age: timedelta) -> float | None:
+        """What the send policy says to do after Slack did not take a call."""
+        if isinstance(exc, SlackRateLimited):
             lane.stats.rate_limited += 1
             self._audit("rate_limited", channel=lane.channel, message=str(exc), details={"retry_after": exc.retry_after})
             decision = self.policy.decide(P.Outcome.RATE_LIMITED, attempt=lane.attempt, age=age, retry_after=exc.retry_after)
-            return self._apply(lane, rows, decision, started)
-        except SlackUnavailable as exc:
+        elif isinstance(exc, SlackUnavailable):
             decision = self.policy.decide(P.Outcome.NOT_SENT, attempt=lane.attempt, age=age, code=exc.reason, rand=self.rng.random())
-            return self._apply(lane, rows, decision, started)
-        except DeliveryAmbiguous as exc:
+        elif isinstance(exc, DeliveryAmbiguous):
             decision = self.policy.decide(P.Outcome.MAYBE_SENT, attempt=lane.attempt, age=age, code=exc.reason)
-            return self._apply(lane, rows, decision, started)
-        except SlackRejected as exc:
-            outcome = P.classify_code(exc.code)
+        else:
+            assert isinstance(exc, SlackRejected)
             decision = self.policy.decide(
-                outcome, attempt=lane.attempt, age=age, code=exc.code, batch_size=len(rows),
+                P.classify_code(exc.code), attempt=lane.attempt, age=age, code=exc.code, batch_size=len(rows),
                 simplified=lane.simplified, joined=lane.joined,
             )
-            return self._apply(lane, rows, decision, started)
-        self._sent(lane, rows, posted.channel_id, posted.ts, message, batch_uid)
-        lane.post_at = started + self._interval
-        return lane.post_at - lane.lead
+        return self._apply(lane, rows, decision, started)
 
-    def _render(self, rows: Sequence[Delivery], batch_uid: str, *, simplified: bool) -> Message:
-        if not simplified:
-            return render(rows, self.entities, batch_uid=batch_uid)
+    def _compose(self, lane: _Lane, rows: Sequence[Delivery], batch_uid: str) -> tuple[Message, str | None]:
+        """The message to post for a batch, and the thread to post it in (None: the channel).
+
+        A later change of a document that has a living message in this channel edits that
+        message (``living``) and is posted as a thread reply saying what changed; when Slack
+        will no longer edit the message, it is posted as a new message that links the old one
+        and becomes the document's living message.
+        """
+        rows = [self._coded(d) for d in rows]
+        if rows[0].archive is not None:
+            parent = self._archive_parent(lane, rows[0])
+            if parent is not None:
+                return self._render(rows, batch_uid, simplified=lane.simplified), parent
+        threads: dict[str, str] = {}
+        if len(rows) > 1:
+            for d in rows:
+                live = self.store.living(d) if d.style != "new-message" else None
+                link = live and self.gateway.permalink(live.channel_id, live.ts)
+                if link:
+                    threads[d.uid] = link  # the digest line says where the document's thread is
+            return self._render(rows, batch_uid, simplified=lane.simplified, threads=threads), None
+        d = rows[0]
+        live = self.store.living(d) if d.style != "new-message" else None
+        if live is None:
+            return self._render(rows, batch_uid, simplified=lane.simplified), None
+        entity = self.entities.get((d.source, d.entity))
+        if d.style == "living" and d.id > live.delivery_id:
+            edit = render_one(d, entity, batch_uid=batch_uid, names=self._company_names(), living=True)
+            self._edits.take()
+            try:
+                self.gateway.update(live.channel_id, live.ts, fallback(edit) if lane.simplified else edit)
+            except SlackRejected as exc:
+                if exc.code not in _EDIT_REFUSED:
+                    raise
+                earlier = self.gateway.permalink(live.channel_id, live.ts)
+                self._audit("living_replaced", channel=lane.channel, delivery_id=d.id, source=d.source,
+                            company=d.company, entity=d.entity, record_key=d.record_key,
+                            message=f"Slack would not edit the document's message ({exc.code}); posted a new one",
+                            details={"ts": live.ts})
+                return self._render(rows, batch_uid, simplified=lane.simplified, earlier=earlier), None
+            self.store.living_edited(d)
+        reply = render_reply(d, entity, batch_uid=batch_uid)
+        return (fallback(reply) if lane.simplified else reply), live.ts
+
+    # --- archive threads ----------------------------------------------------------------------
+
+    def _one_thread(self, rows: list[Delivery]) -> list[Delivery]:
+        """A batch goes to one place: one period's archive thread, or the channel. Rows of
+        another thread (or none) go back to the lane for the next batch."""
+        head = rows[0]
+        if len(rows) == 1 or not any(d.archive for d in rows):
+            return rows
+        if head.archive is None:
+            keep = [d for d in rows if d.archive is None]
+        else:
+            keep = [d for d in rows if (d.archive, d.source, d.company) == (head.archive, head.source, head.company)]
+        kept = {d.id for d in keep}
+        self.store.release([d.id for d in rows if d.id not in kept], worker=self.worker, error=None, retry_at=None)
+        return keep
+
+    def _archive_parent(self, lane: _Lane, d: Delivery) -> str | None:
+        """The ``ts`` of ``d``'s period thread, posting its parent first if it has none. A parent
+        whose post was attempted and not recorded is looked for in the channel before posting."""
+        thread = self.store.archive_thread(d)
+        if thread is None:
+            return None  # a row revived by a backfill before its thread existed: posted in the channel
+        if thread.ts is not None:
+            return thread.ts
+        channel_id = lane.channel_id or lane.channel
+        if thread.attempted_at is not None:
+            ts = self.gateway.find_batch(channel_id, thread.uid, since=thread.attempted_at)
+            if ts is not None:
+                self.store.archive_posted(thread, channel_id, ts)
+                self._audit("reconciled", channel=lane.channel, message="archive parent found in channel history",
+                            details={"period": thread.period, "ts": ts})
+                return ts
+        self.store.archive_attempt(thread)
+        message = render_archive(source=thread.source, company=thread.company, label=thread.label, uid=thread.uid,
+                                 replies=[], entities=self.entities, closed=False, names=self._company_names())
+        self._bucket.take()
+        self._wait_for_slot(lane.channel)
+        posted = self.gateway.post(channel_id, message)
+        self.store.archive_posted(thread, posted.channel_id, posted.ts)
+        self._audit("archive_opened", channel=lane.channel, source=thread.source, company=thread.company,
+                    message=f"{thread.label}: archive thread opened", details={"period": thread.period, "ts": posted.ts})
+        return posted.ts
+
+    def _refresh_archives(self, only: Delivery | None = None) -> None:
+        """Bring period parents up to date with their replies, and mark ended periods closed. A
+        failure is audited and left for the next drain: the parent is behind, nothing is lost."""
+        now = utcnow()
+        for t in self.store.archive_due(now):
+            if only is not None and (t.channel, t.source, t.company, t.period) != (
+                    only.channel, only.source, only.company, only.archive):
+                continue
+            closed = t.ends_at <= now
+            replies = [self._coded(d) for d in self.store.archive_replies(t)]
+            message = render_archive(source=t.source, company=t.company, label=t.label, uid=t.uid, replies=replies,
+                                     entities=self.entities, closed=closed, names=self._company_names())
+            try:
+                self._edits.take()
+                self.gateway.update(t.channel_id or t.channel, t.ts or "", message)
+            except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
+                self._audit("archive_refresh_failed", channel=t.channel, message=str(exc),
+                            details={"period": t.period})
+                continue
+            self.store.archive_shown(t, t.version, closed)
+
+    def _coded(self, d: Delivery) -> Delivery:
+        """The delivery as messages show it: its currency id replaced by the configured ISO code."""
+        entity = self.entities.get((d.source, d.entity))
+        name = entity.currency_field if entity is not None else None
+        code = self.settings.currency_codes.get(str(d.fields.get(name))) if name else None
+        return replace(d, fields={**d.fields, name: code}) if code and name else d
+
+    def _hold_if_quiet(self, channel: str) -> None:
+        if not self.settings.quiet:
+            return
+        until = quiet_until(self.settings.quiet, channel, datetime.now(timezone.utc))
+        if until is not None:
+            held = self.store.hold(channel, until)
+            if held:
+                self._audit("held", channel=channel, message=f"quiet hours until {until.isoformat(timespec='minutes')}",
+                            details={"rows": held, "until": until.isoformat()})
+
+    def _company_names(self) -> Mapping[tuple[str, str], str]:
+        if self._names is None:  # read once per drain: the runs of each company keep it
+            self._names = self.store.company_names()
+        return self._names
+
+    def _render(self, rows: Sequence[Delivery], batch_uid: str, *, simplified: bool,
+                threads: Mapping[str, str] | None = None, earlier: str | None = None) -> Message:
+        message = render(rows, self.entities, batch_uid=batch_uid, names=self._company_names(),
+                         threads=threads or {}, earlier=earlier)
         # Slack refused the blocks: fall back to plain escaped text (still carrying the metadata).
-        return fallback(render(rows, self.entities, batch_uid=batch_uid))
+        return fallback(message) if simplified else message
 
     def _sent(self, lane: _Lane, rows: Sequence[Delivery], channel_id: str, ts: str, message: Message | None, batch_uid: str) -> None:
         payload = None if message is None else {"text": message.text, "blocks": message.blocks}
@@ -415,7 +602,8 @@ class Drainer:
         """After an ambiguous post: was it stored? If so record it; if not, retry the same batch."""
         try:
             since = first_attempt(rows)
-            ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, since=since)
+            ts = self.gateway.find_batch(lane.channel_id or lane.channel, batch_uid, since=since,
+                                         thread_ts=lane.thread_ts)
         except (SlackRejected, SlackUnavailable, DeliveryAmbiguous, SlackRateLimited) as exc:
             # Cannot tell: keep the batch claimed; the lease makes a later drain reconcile it.
             self._audit("reconcile_deferred", channel=lane.channel, message=f"{why}; history unavailable: {exc}")

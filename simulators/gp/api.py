@@ -27,6 +27,7 @@ from simulators.gp.data import (
     _status_code,
     _strip,
 )
+from simulators.gp.soap import SOAP_PATH
 
 _LOG_SIZE = 2000
 
@@ -108,14 +109,15 @@ class RestApi:
     """The REST resources of ``GpSimulator``."""
 
     def _api(self, req: Request, user_box: list[str | None]) -> Response:
-        if not req.path.startswith("/GPService/"):
+        soap = req.path.rstrip("/").lower() == SOAP_PATH.lower()
+        if not (soap or req.path.startswith("/GPService/")):
             return Response(404, b"", {"Content-Type": "text/plain"})
         auth = self._authenticate(req)
         if isinstance(auth, Response):
             return auth
         user, auth_headers = auth
         user_box[0] = user.principal
-        resp = self._authorised(req, user)
+        resp = self._soap(req, user) if soap else self._authorised(req, user)  # type: ignore[attr-defined]
         resp.headers.update(auth_headers)
         return resp
 

@@ -32,6 +32,7 @@ from simulators.gp.data import (
     _vendor_row,
     _vendor_stub,
 )
+from simulators.gp.soap import OPERATIONS
 
 
 def _one_of(value: Any, allowed: Sequence[str], what: str) -> str:
@@ -54,6 +55,14 @@ def _advertise(value: Any) -> tuple[str, ...]:
     if not schemes or any(s not in ("Negotiate", "NTLM") for s in schemes):
         raise ValueError("advertise must list 'Negotiate' and/or 'NTLM'")
     return schemes
+
+
+def _operations(value: Any) -> tuple[str, ...]:
+    ops = tuple(value)
+    unknown = set(ops) - set(OPERATIONS)
+    if unknown:
+        raise ValueError(f"unknown SOAP operations {sorted(unknown)}")
+    return ops
 
 
 def _control_error(status: int, message: str) -> Response:
@@ -460,7 +469,8 @@ class Control:
         """Change response profile and auth knobs at run time; returns the current settings.
 
         Keys: ``envelope``, ``list_shape``, ``page_size``, ``expose_gl``, ``expose_receipts``,
-        ``advertise``, ``require_cbt``, ``reauth_per_request``, ``error_style``.
+        ``advertise``, ``require_cbt``, ``reauth_per_request``, ``error_style``, and for the Web
+        Services ``soap_criteria``, ``soap_dates`` and ``soap_operations`` (``soap.py``).
         """
         checks: dict[str, Callable[[Any], Any]] = {
             "envelope": lambda v: _one_of(v, ("payload", "bare"), "envelope"),
@@ -472,6 +482,9 @@ class Control:
             "require_cbt": bool,
             "reauth_per_request": bool,
             "error_style": lambda v: _one_of(v, ("json", "empty"), "error_style"),
+            "soap_criteria": lambda v: _one_of(v, ("honoured", "ignored"), "soap_criteria"),
+            "soap_dates": lambda v: _one_of(v, ("utc", "naive"), "soap_dates"),
+            "soap_operations": _operations,
         }
         with self._lock:
             for name, value in settings.items():
@@ -488,6 +501,8 @@ class Control:
                 "expose_gl": self.expose_gl, "expose_receipts": self.expose_receipts,
                 "advertise": list(self.advertise), "require_cbt": self.require_cbt,
                 "reauth_per_request": self.reauth_per_request, "error_style": self.error_style,
+                "soap_criteria": self.soap_criteria, "soap_dates": self.soap_dates,
+                "soap_operations": list(self.soap_operations),
             }
 
     def _control(self, req: Request) -> Response:

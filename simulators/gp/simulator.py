@@ -22,11 +22,12 @@ from simulators.gp.api import _LOG_SIZE, RestApi
 from simulators.gp.auth import DEFAULT_PASSWORD, DEFAULT_USER, Authentication, _User
 from simulators.gp.control import Control
 from simulators.gp.data import DEFAULT_COMPANY, DEFAULT_TENANT, _Company, _ts
+from simulators.gp.soap import OPERATIONS, SoapApi
 
-FAULTS = (*COMMON_KINDS, "auth_401")
+FAULTS = (*COMMON_KINDS, "auth_401", "soap_system", "soap_validation", "soap_denied")
 
 
-class GpSimulator(Authentication, RestApi, Control):
+class GpSimulator(Authentication, RestApi, SoapApi, Control):
 
     def __init__(
         self,
@@ -45,6 +46,9 @@ class GpSimulator(Authentication, RestApi, Control):
         error_style: str = "json",
         clock: Callable[[], datetime] | None = None,
         key_shapes: Sequence[str] = (),
+        soap_criteria: str = "honoured",
+        soap_dates: str = "utc",
+        soap_operations: Sequence[str] = OPERATIONS,
     ) -> None:
         if not companies:
             raise ValueError("at least one company is needed")
@@ -86,10 +90,15 @@ class GpSimulator(Authentication, RestApi, Control):
         self.require_cbt = False
         self.reauth_per_request = False
         self.error_style = "json"
+        self.soap_criteria = "honoured"
+        self.soap_dates = "utc"
+        self.soap_operations: tuple[str, ...] = OPERATIONS
+        self._validation_log: dict[str, list[str]] = {}
         self.configure(
             envelope=envelope, list_shape=list_shape, page_size=page_size, expose_gl=expose_gl,
             expose_receipts=expose_receipts, advertise=advertise, require_cbt=require_cbt,
-            reauth_per_request=reauth_per_request, error_style=error_style,
+            reauth_per_request=reauth_per_request, error_style=error_style, soap_criteria=soap_criteria,
+            soap_dates=soap_dates, soap_operations=soap_operations,
         )
         self.add_user(DEFAULT_USER, DEFAULT_PASSWORD, gp_user="SVCPOLL", companies=companies)
         if seed:

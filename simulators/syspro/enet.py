@@ -130,10 +130,11 @@ class EnetApi:
             elif endpoint == "GetLogonProfile":
                 body = self._logon_profile(self._session(q.get("userid")))
             elif endpoint == "Query/Query":
-                self._session(q.get("userid"))
+                session = self._session(q.get("userid"))
                 if (q.get("businessobject") or "").upper() != "COMFND":
                     raise _QueryError(_NOT_LICENSED)
-                body = self._comfnd(q.get("xmlin") or "")
+                with self.company_data(session.company):  # the session's company database
+                    body = self._comfnd(q.get("xmlin") or "")
             else:
                 # Browse/Fetch/Transaction/Setup: not needed for polling.
                 self._session(q.get("userid"))

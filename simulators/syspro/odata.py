@@ -181,6 +181,10 @@ class ODataApi:
         denied = self._odata_auth(request, company)
         if denied is not None:
             return denied
+        with self.company_data(company):  # the company in the path is the database read
+            return self._odata_company(request, parts)
+
+    def _odata_company(self, request: Request, parts: list[str]) -> Response:
         base = f"{self._origin(request)}{ODATA_PREFIX}/{parts[0]}"
         if len(parts) == 1:
             sets = [{"name": n, "kind": "EntitySet", "url": n} for n in self.tables]
@@ -244,7 +248,7 @@ class ODataApi:
         if (top is not None and top < 0) or skip < 0:
             raise _QueryError("Invalid value for $top or $skip.")
         page = self.odata_max_rows if top is None else min(top, self.odata_max_rows)
-        key = (t.name, q.get("$filter") or "", tuple(order), self._version)
+        key = (id(self.tables), t.name, q.get("$filter") or "", tuple(order), self._version)
         cached = self._streams.pop(key, None)
         if cached is not None and cached[0] == skip:
             rows = cached[1]  # continue where the previous page stopped ($skip paging is O(page))

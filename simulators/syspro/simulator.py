@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from contextvars import ContextVar
 from collections import Counter, OrderedDict, deque
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -19,6 +21,9 @@ from simulators.syspro.sessions import Sessions, _Session
 from simulators.syspro.tables import _SCHEMA, TIMESTAMP_FORMATS, _coerce, _sortable, _Table
 
 FAULTS = (*COMMON_KINDS, "error_text")
+
+
+_COMPANY: ContextVar[str | None] = ContextVar("syspro_sim_company", default=None)
 
 
 class SysproSimulator(EnetApi, ODataApi, Sessions, Control):
@@ -98,8 +103,29 @@ class SysproSimulator(EnetApi, ODataApi, Sessions, Control):
         with self._lock:
             self._skew += seconds
 
+    # Each SYSPRO company is a database of its own: its own tables (the first company configured
+    # holds the seed). Requests read the company of their session (e.net) or path (OData);
+    # control calls the first company unless inside ``company_data(...)``.
+
+    @property
+    def tables(self) -> dict[str, _Table]:
+        company = (_COMPANY.get() or next(iter(self.companies))).upper()
+        with self._lock:
+            if company not in self._company_tables:
+                self._company_tables[company] = {n: _Table(n, key, cols) for n, (key, cols) in _SCHEMA.items()}
+            return self._company_tables[company]
+
+    @contextlib.contextmanager
+    def company_data(self, company: str) -> Iterator[None]:
+        """Read and write ``company``'s tables inside this block (``insert_invoice`` and friends)."""
+        token = _COMPANY.set(company.upper())
+        try:
+            yield
+        finally:
+            _COMPANY.reset(token)
+
     def _reset_data(self) -> None:
-        self.tables = {name: _Table(name, key, cols) for name, (key, cols) in _SCHEMA.items()}
+        self._company_tables: dict[str, dict[str, _Table]] = {}
         self._rowversion = self.first_rowversion
         self._version = 0  # bumps on every write; invalidates cached OData streams
         self._next_invoice = 90001

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import binascii
 import json
-from email.utils import parsedate_to_datetime
 import os
 import time
 from collections.abc import Mapping as _AbcMapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -54,8 +54,8 @@ from erp_slack.errors import (
     EntityNotOffered,
     SourceAccessDenied,
     SourceAuthFailed,
-    SourceError,
     SourceCertificateUntrusted,
+    SourceError,
     SourceRefused,
     SourceUnavailable,
     SourceUnreachable,
@@ -65,7 +65,7 @@ from erp_slack.sources.base import AuditHook, no_audit
 from erp_slack.sources.gp.entities import GpOptions
 from erp_slack.sources.http import LinkGuard, RetryPolicy, retrying, safe_url
 
-__all__ = ["GpClient", "flatten"]
+__all__ = ["GpClient", "flatten", "document_rows"]
 
 SOURCE = "gp"
 # Keys under which a list may sit inside an object body (the list shape is unknown).
@@ -371,73 +371,7 @@ class GpClient:
     def _rows(
         self, entity: Entity, items: Sequence[Any], since: CursorValue | None, until: CursorValue | None
     ) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
-        opts = _options(entity)
-        explode, derive = opts.explode, opts.derive
-
-        def finish(row: dict[str, Any]) -> None:
-            _apply_aliases(opts.aliases, row)
-            problem = _derive_minus(derive, row)
-            if problem:
-                problems.append((row, problem))
-            else:
-                rows.append(row)
-
-        cursor_col = entity.cursor.column
-        rows: list[dict[str, Any]] = []
-        problems: list[tuple[Any, str]] = []
-        for item in items:
-            if not isinstance(item, Mapping):
-                problems.append((item, "list item is not a JSON object"))
-                continue
-            header = {k: v for k, v in item.items() if k != explode} if explode else item
-            flat = flatten(header)
-            raw_cursor = flat.get(cursor_col)
-            if raw_cursor is None or (isinstance(raw_cursor, str) and not raw_cursor.strip()):
-                problems.append((flat, f"{cursor_col} is missing"))
-                continue
-            try:
-                cursor = _utc(parse_cursor(entity.cursor.kind, raw_cursor))
-            except ValueError as exc:
-                problems.append((flat, f"{cursor_col}: {exc}"))
-                continue
-            # The server ignores filters: the window is applied here.
-            if since is not None and cursor < since:  # type: ignore[operator]
-                continue
-            if until is not None and cursor >= until:  # type: ignore[operator]
-                continue
-            if not self._wanted(entity, flat):
-                continue
-            for name, spec in derive.items():
-                if spec[0] == "count":
-                    value = _lookup(item, spec[1])
-                    flat[name] = len(value) if isinstance(value, list) else 0
-            if not explode:
-                finish(flat)
-                continue
-            lines = item.get(explode)
-            if lines is None:
-                lines = []
-            if not isinstance(lines, list):
-                problems.append((flat, f"{explode} is not a list"))
-                continue
-            for line in lines:
-                if not isinstance(line, Mapping):
-                    problems.append((line, f"an item of {explode} is not a JSON object"))
-                    continue
-                row = dict(flat)
-                row.update(flatten(line, explode))
-                finish(row)
-        return rows, problems
-
-    def _wanted(self, entity: Entity, flat: Mapping[str, Any]) -> bool:
-        for column, accepted in _options(entity).match.items():
-            if not _value_in(flat.get(column), accepted):
-                return False
-        if not self.include_unposted:
-            for column, values in _options(entity).unposted.items():
-                if _value_in(flat.get(column), values):
-                    return False
-        return True
+        return document_rows(entity, items, since, until, include_unposted=self.include_unposted)
 
     def _chunk(
         self, rows: list[dict[str, Any]], problems: list[tuple[Any, str]], url: str, next_url: str | None, served: int,
@@ -606,6 +540,88 @@ class GpClient:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("GpClient is closed")
+
+
+def document_rows(
+    entity: Entity, items: Sequence[Any], since: CursorValue | None, until: CursorValue | None, *,
+    include_unposted: bool = False,
+) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+    """Flat rows of GP documents (whichever transport read them) in the window [``since``,
+    ``until``), with the rows that cannot be used and why: the window is applied here because
+    neither GP service can be trusted to filter; lists are exploded and columns derived as the
+    entity's ``GpOptions`` say."""
+    opts = _options(entity)
+    explode, derive = opts.explode, opts.derive
+
+    def finish(row: dict[str, Any]) -> None:
+        _apply_aliases(opts.aliases, row)
+        problem = _derive_minus(derive, row)
+        if problem:
+            problems.append((row, problem))
+        else:
+            rows.append(row)
+
+    cursor_col = entity.cursor.column
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[Any, str]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            problems.append((item, "list item is not a JSON object"))
+            continue
+        header = {k: v for k, v in item.items() if k != explode} if explode else item
+        flat = flatten(header)
+        raw_cursor = flat.get(cursor_col)
+        if raw_cursor is None or (isinstance(raw_cursor, str) and not raw_cursor.strip()):
+            problems.append((flat, f"{cursor_col} is missing"))
+            continue
+        try:
+            cursor = _utc(parse_cursor(entity.cursor.kind, raw_cursor))
+        except ValueError as exc:
+            problems.append((flat, f"{cursor_col}: {exc}"))
+            continue
+        if since is not None and cursor < since:  # type: ignore[operator]
+            continue
+        if until is not None and cursor >= until:  # type: ignore[operator]
+            continue
+        if not _wanted(entity, flat, include_unposted):
+            continue
+        for name, spec in derive.items():
+            if spec[0] == "count":
+                value = _lookup(item, spec[1])
+                flat[name] = len(value) if isinstance(value, list) else 0
+            elif spec[0] == "posting":
+                unposted = any(_value_in(flat.get(c), v) for c, v in opts.unposted.items())
+                flat[name] = "Unposted" if unposted else flat.get(spec[1])
+        if not explode:
+            finish(flat)
+            continue
+        lines = item.get(explode)
+        if lines is None:
+            lines = []
+        if not isinstance(lines, list):
+            problems.append((flat, f"{explode} is not a list"))
+            continue
+        for line in lines:
+            if not isinstance(line, Mapping):
+                problems.append((line, f"an item of {explode} is not a JSON object"))
+                continue
+            row = dict(flat)
+            row.update(flatten(line, explode))
+            finish(row)
+    return rows, problems
+
+
+def _wanted(entity: Entity, flat: Mapping[str, Any], include_unposted: bool, *, present_only: bool = False) -> bool:
+    """Whether a row passes the entity's ``match`` and ``unposted`` options; ``present_only``
+    judges only the columns the row has (a summary that lacks one is decided later)."""
+    for column, accepted in _options(entity).match.items():
+        if (column in flat or not present_only) and not _value_in(flat.get(column), accepted):
+            return False
+    if not include_unposted:
+        for column, values in _options(entity).unposted.items():
+            if _value_in(flat.get(column), values):
+                return False
+    return True
 
 
 # --- reply helpers -------------------------------------------------------------------------------

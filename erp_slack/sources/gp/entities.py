@@ -25,6 +25,7 @@ from erp_slack.slack.templates import TEMPLATES
 
 __all__ = [
     "GpOptions",
+    "SoapCalls",
     "ENTITIES",
     "PAYABLES_INVOICE",
     "PURCHASE_ORDER",
@@ -56,7 +57,8 @@ class GpOptions:
         match: Column -> accepted values; other rows are dropped (only invoices, say).
         unposted: Column -> values that mark unposted work documents; dropped unless the client
             was built with ``include_unposted=True`` (GP keeps work, open and history tables).
-        derive: New column -> ``("count", list field)`` or ``("minus", column_a, column_b)``.
+        derive: New column -> ``("count", list field)``, ``("minus", column_a, column_b)`` or
+            ``("posting", column)`` ("Unposted" for an unposted work document, else the column).
         aliases: Column -> other shapes of the same fact, tried in order where GP's JSON is not
             documented: ``(column, how)`` with ``how`` None (as is) or ``"year"`` (of a date).
     """
@@ -66,6 +68,27 @@ class GpOptions:
     unposted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     derive: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     aliases: Mapping[str, tuple[tuple[str, Literal["year"] | None], ...]] = field(default_factory=dict)
+    soap: "SoapCalls | None" = None
+
+
+@dataclass(frozen=True)
+class SoapCalls:
+    """How the Web Services transport reads an entity: a list operation with ``ModifiedDate``
+    criteria, then each listed document that changed in full by its key.
+
+    Attributes:
+        list_op: ``Get<X>List``; its summaries carry ``Key`` and ``ModifiedDate``.
+        get_op: ``Get<X>ByKey``, called with a summary's ``Key``; the row is the summary and the
+            document merged (the document wins).
+        states: ``(enumeration, posted states, unposted states)`` for the ``TransactionState``
+            criterion; unposted ones are asked for only when unposted documents are enabled.
+        lists: Other list criteria: field -> ``(enumeration, values)`` (payables ``Type``).
+    """
+
+    list_op: str
+    get_op: str
+    states: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+    lists: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _labels(pairs: Mapping[int, str]) -> Mapping[str, str]:
@@ -90,8 +113,11 @@ _PAYABLES_STATE = MappingProxyType({
     "Work": "Unposted", "1": "Unposted", "Open": "Posted", "2": "Posted", "History": "Paid", "3": "Paid",
 })
 _RECEIPT_STATE = MappingProxyType({"Work": "Unposted", "1": "Unposted", "History": "Posted", "3": "Posted"})
-_GL_STATE = MappingProxyType({"Open": "Open year", "2": "Open year", "History": "History year", "3": "History year"})
-_GL_STATUS = MappingProxyType({"True": "Voided", "False": "Posted"})
+_GL_STATE = MappingProxyType({
+    "Work": "Unposted", "1": "Unposted", "Open": "Open year", "2": "Open year", "History": "History year",
+    "3": "History year",
+})
+_GL_STATUS = MappingProxyType({"True": "Voided", "False": "Posted", "Unposted": "Unposted"})
 _UNPOSTED = MappingProxyType({"TransactionState": ("Work", "1")})
 
 
@@ -132,6 +158,7 @@ PAYABLES_INVOICE = Entity(
     required=("voucher", "supplier"),
     labels={"status": _PAYABLES_STATE, "approval": APPROVAL_LABELS, "hold": _YES_NO},
     template="supplier_invoice",
+    period_field="invoice_date",
     status_field="status",
     currency_field="currency",
     # The batch a draft sits in says nothing to readers; a new batch number is not a new version.
@@ -141,7 +168,13 @@ PAYABLES_INVOICE = Entity(
     ),
     amount_field="amount",
     party_field="supplier",
-    options=GpOptions(match={"Type": ("Invoice", "1")}, unposted=_UNPOSTED),
+    options=GpOptions(
+        match={"Type": ("Invoice", "1")}, unposted=_UNPOSTED,
+        aliases={"WorkflowStatus": (("Workflows.0.Status", None),)},
+        soap=SoapCalls("GetPayablesDocumentList", "GetPayablesInvoiceByKey",
+                       states=("PayablesTransactionState", ("Open", "History"), ("Work",)),
+                       lists={"Type": ("PayablesDocumentType", ("Invoice",))}),
+    ),
 )
 
 PURCHASE_ORDER = Entity(
@@ -177,11 +210,17 @@ PURCHASE_ORDER = Entity(
     required=("po", "supplier"),
     labels={"status": PO_STATUS_LABELS, "approval": APPROVAL_LABELS},
     template="purchase_order",
+    period_field="order_date",
     status_field="status",
     currency_field="currency",
     amount_field="total",
     party_field="supplier",
-    options=GpOptions(derive={"LineCount": ("count", "Lines")}),
+    options=GpOptions(
+        derive={"LineCount": ("count", "Lines")},
+        # The Web Services schema lists a document's approval workflows instead of one status.
+        aliases={"WorkflowApprovalStatus": (("Workflows.0.Status", None),)},
+        soap=SoapCalls("GetPurchaseOrderList", "GetPurchaseOrderByKey"),
+    ),
 )
 
 GOODS_RECEIPT = Entity(
@@ -218,6 +257,7 @@ GOODS_RECEIPT = Entity(
     required=("grn", "supplier"),
     labels={"status": _RECEIPT_STATE},
     template="goods_receipt",
+    period_field="receipt_date",
     status_field="status",
     currency_field="currency",
     optional=True,
@@ -227,6 +267,8 @@ GOODS_RECEIPT = Entity(
         explode="Lines", unposted=_UNPOSTED,
         # The receipt line number may sit under the line's own Key, as PO lines have it.
         aliases={"Lines.LineNumber": (("Lines.Key.LineNumber", None), ("Lines.Key.SequenceNumber", None))},
+        soap=SoapCalls("GetPurchaseReceiptList", "GetPurchaseReceiptByKey",
+                       states=("PurchaseTransactionState", ("History",), ("Work",))),
     ),
 )
 
@@ -253,7 +295,7 @@ GL_JOURNAL = Entity(
         "credit": "Lines.CreditAmount.Value",
         "currency": "Lines.DebitAmount.Currency",
         "posting_date": "TransactionDate",
-        "status": "IsVoided",
+        "status": "PostingStatus",
         "state": "TransactionState",
         "reverses": "OriginalJournalId",
         "modified": "ModifiedDate",
@@ -271,6 +313,7 @@ GL_JOURNAL = Entity(
     required=("journal", "account"),
     labels={"status": _GL_STATUS, "state": _GL_STATE},
     template="gl_journal",
+    period_field="posting_date",
     status_field="status",
     currency_field="currency",
     # Posted entries are content-immutable; void and back-out arrive as *new* entries and flag
@@ -287,9 +330,13 @@ GL_JOURNAL = Entity(
         aliases={"Key.Year": (("Key.Date", "year"), ("TransactionDate", "year")),
                  "Lines.SequenceNumber": (("Lines.Key.SequenceNumber", None),)},
         explode="Lines",
-        # Posted only: work (GL10000) entries can still change and are never announced.
-        match={"TransactionState": ("Open", "History", "2", "3")},
-        derive={"Lines.NetAmount": ("minus", "Lines.DebitAmount.Value", "Lines.CreditAmount.Value")},
+        # Work (GL10000) entries are unposted: announced only when unposted documents are enabled,
+        # and their posting is then news (status Unposted -> Posted).
+        unposted=_UNPOSTED,
+        derive={"Lines.NetAmount": ("minus", "Lines.DebitAmount.Value", "Lines.CreditAmount.Value"),
+                "PostingStatus": ("posting", "IsVoided")},
+        soap=SoapCalls("GetGLTransactionList", "GetGLTransactionByKey",
+                       states=("GLTransactionState", ("Open", "History"), ("Work",))),
     ),
 )
 
@@ -326,6 +373,10 @@ VENDOR = Entity(
     status_field="status",
     currency_field="currency",
     party_field="vendor",
+    options=GpOptions(
+        aliases={"WorkflowApprovalStatus": (("Workflows.0.Status", None),)},
+        soap=SoapCalls("GetVendorList", "GetVendorByKey"),
+    ),
 )
 
 ENTITIES: tuple[Entity, ...] = (PAYABLES_INVOICE, PURCHASE_ORDER, GOODS_RECEIPT, GL_JOURNAL, VENDOR)

@@ -194,6 +194,7 @@ def _pair(
     amount_field: str | None = None,
     party_field: str | None = None,
     derive: tuple[Derivation, ...] = (),
+    period_field: str | None = None,
 ) -> tuple[Entity, Entity]:
     """The e.net and the OData variant of one document; they differ only in the cursor.
 
@@ -206,7 +207,7 @@ def _pair(
     common = dict(
         source="syspro", name=name, title=title, table=table, key=key, template=template,
         required=required, labels=labels or {}, status_field=status_field, currency_field=currency_field,
-        amount_field=amount_field, party_field=party_field, options=SysproOptions(derive),
+        amount_field=amount_field, party_field=party_field, options=SysproOptions(derive), period_field=period_field,
         watch=tuple(f for f, column in fields.items() if column not in looked_up),
     )
     odata = Entity(
@@ -253,6 +254,7 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
         "branch": "Branch",
     },
     template="supplier_invoice",
+    period_field="posting_date",
     types={
         "amount": "decimal",
         "balance": "decimal",
@@ -293,6 +295,7 @@ PURCHASE_ORDER_ENET, PURCHASE_ORDER_ODATA = _pair(
         "order_type": "OrderType",
     },
     template="purchase_order",
+    period_field="order_date",
     types={
         "line_count": "int",
         "total": "decimal",
@@ -342,6 +345,7 @@ SALES_ORDER_ENET, SALES_ORDER_ODATA = _pair(
         "warehouse": "Warehouse",
     },
     template="sales_order",
+    period_field="order_date",
     types={"line_count": "int", "total": "decimal", "order_date": "date", "ship_date": "date"},
     required=("order", "customer"),
     labels={
@@ -385,6 +389,7 @@ GOODS_RECEIPT_ENET, GOODS_RECEIPT_ODATA = _pair(
         "receipt_date": "OrigReceiptDate",
     },
     template="goods_receipt",
+    period_field="receipt_date",
     types={
         "journal": "int",
         "journal_entry": "int",
@@ -423,6 +428,7 @@ AP_JOURNAL_ENET, AP_JOURNAL_ODATA = _pair(
         "gl_code": "SupplierGlCode",
     },
     template="ap_journal",
+    period_field="posting_date",
     types={
         "year": "int",
         "month": "int",
@@ -463,6 +469,7 @@ GL_JOURNAL_ENET, GL_JOURNAL_ODATA = _pair(
         "kind": "EntryType",
     },
     template="gl_journal",
+    period_field="posting_date",
     types={
         "year": "int",
         "period_number": "int",
