@@ -168,6 +168,47 @@ def update_deployments(cfg: AppConfig) -> list[str]:
                 done.append(f"deployment {flow_name}/{dep.name}: parameters updated"
                             + "".join(f"; {c}" for c in changes)
                             + ("" if enabled else " (paused: source not configured)"))
+        done += _update_summaries(client, cfg)
+    return done
+
+
+SUMMARIES_FLOW = "erp-slack-summaries"
+_CRON_DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
+
+
+def summary_schedules(cfg: AppConfig) -> list[Any]:
+    """One cron schedule per distinct summary time, days and time zone, in that zone (so a
+    09:00 summary stays at 09:00 across daylight-saving changes)."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    crons: dict[tuple[str, str], None] = {}
+    for s in cfg.slack.summaries:
+        days = "*" if len(set(s.days)) == 7 else ",".join(str(d) for d in sorted({_CRON_DAYS[x] for x in s.days}))
+        for at in s.at:
+            crons[(f"{at.minute} {at.hour} * * {days}", s.timezone)] = None
+    return [CronSchedule(cron=cron, timezone=tz) for cron, tz in sorted(crons)]
+
+
+def _update_summaries(client: Any, cfg: AppConfig) -> list[str]:
+    """Give the summaries deployment the schedules the configuration asks for (replacing what it
+    had), and pause it when there is nothing to post."""
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    wanted = summary_schedules(cfg)
+    done = []
+    for dep in client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[SUMMARIES_FLOW]))):
+        have = client.read_deployment_schedules(dep.id)
+        if sorted(_describe_schedule(h.schedule) for h in have) != sorted(_describe_schedule(w) for w in wanted):
+            for h in have:
+                client.delete_deployment_schedule(dep.id, h.id)
+            if wanted:
+                client.create_deployment_schedules(dep.id, [(w, True) for w in wanted])
+        client.update_deployment(dep.id, DeploymentUpdate(paused=not wanted))
+        titles = ", ".join(f"{s.title!r} to {s.channel}" for s in cfg.slack.summaries)
+        done.append(f"deployment {SUMMARIES_FLOW}/{dep.name}: "
+                    + (f"{titles}; " + "; ".join(_describe_schedule(w) for w in wanted) if wanted
+                       else "paused (no [[slack.summaries]] configured)"))
     return done
 
 
@@ -198,14 +239,20 @@ def _describe_schedule(schedule: Any) -> str:
     if cron is not None:
         fields = cron.split()
         tz = getattr(schedule, "timezone", None) or "UTC"
-        if len(fields) == 5 and fields[2:] == ["*", "*", "*"] and fields[0].isdigit() and fields[1].isdigit():
-            return f"daily at {int(fields[1]):02d}:{int(fields[0]):02d} {tz}"
+        if len(fields) == 5 and fields[2:4] == ["*", "*"] and fields[0].isdigit() and fields[1].isdigit():
+            days = "daily" if fields[4] == "*" else _cron_days(fields[4])
+            return f"{days} at {int(fields[1]):02d}:{int(fields[0]):02d} {tz}"
         return f"cron {cron} {tz}"
     interval = getattr(schedule, "interval", None)
     if interval is None:
         return str(schedule)
     minutes = interval.total_seconds() / 60
     return f"every {minutes:g} minutes"
+
+
+def _cron_days(field: str) -> str:
+    names = {str(n): d.title() for d, n in _CRON_DAYS.items()}
+    return ",".join(names.get(x, x) for x in field.split(","))
 
 
 def apply_config(cfg: AppConfig, *, deployments: bool = True) -> list[str]:

@@ -36,17 +36,30 @@ def simulators_running(time_scale: float = 1.0) -> Iterator[dict[str, Any]]:
 
 def demo_config(sims: dict[str, Any], audit_url: str, time_scale: float) -> Any:
     """A configuration pointing at the running simulators (their seeded credentials)."""
+    from datetime import datetime, timezone
+
     from erp_slack.config import parse_config
+    from erp_slack.routing import DEFAULT_ROUTES
 
     gp = sims["gp"]
+    routes = [r.model_dump(mode="json", exclude_defaults=True) for r in DEFAULT_ROUTES]
+    # GL postings go to their month's archive thread; AP journals stay in the channel.
+    routes.insert(-1, {"name": "GL postings by month", "entity": "gl_journal", "channel": "#gl-postings",
+                       "archive": "month"})
+    now = datetime.now(timezone.utc)
     return parse_config({
         "syspro": {"transport": "enet", "base_url": sims["syspro_url"], "operator": "ENET01",
                    "operator_password": "secret", "company_id": "EDU1", "first_run": "post"},
         "dynamics_gp": {"base_url": sims["gp_url"], "tenant": gp.tenant, "company": "Fabrikam, Inc.",
                         "username": gp.username, "password": gp.password, "first_run": "post"},
         "slack": {"token": sims["slack"].token, "base_url": sims["slack_url"], "ops_channel": "#finance-alerts",
-                  "time_scale": time_scale, "currency_codes": {"Z-US$": "USD"}},
+                  "time_scale": time_scale, "currency_codes": {"Z-US$": "USD"},
+                  # Due a moment ago, so the demo's run of the summaries posts it.
+                  "summaries": [{"title": "Purchase orders not yet received", "channel": "#purchasing",
+                                 "at": [f"{now:%H:%M}"], "entity": "purchase_order",
+                                 "statuses": ["New", "Released", "Change Order"]}]},
         "audit": {"url": audit_url},
+        "routes": routes,
     })
 
 
@@ -61,7 +74,7 @@ def demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from rich.console import Console
 
-    from cli.apply import apply_config, print_summary, run_flow
+    from cli.apply import BLOCK_NAMES, apply_config, print_summary, run_flow
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     audit_url = f"sqlite:///{home / 'audit.db'}"
@@ -82,9 +95,15 @@ def demo(args: argparse.Namespace) -> int:
             print_summary(console, run_flow("gp", cfg))
             sims["gp"].receive_po("PO2109")
             print_summary(console, run_flow("gp", cfg))
+            step(console, "Posting the scheduled summary that is due (the summaries deployment does this at its times)")
+            from flows.summaries import erp_summaries
+
+            erp_summaries(slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
             _print_slack(console, sims["slack"])
             _print_previews(console, sims["slack"])
             _print_living(console, sims["slack"])
+            _print_archive(console, sims["slack"])
+            _print_summary_message(console, sims["slack"])
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
@@ -124,14 +143,15 @@ def _print_previews(console: Any, slack: Any, count: int = 4) -> None:
 
 def _print_living(console: Any, slack: Any) -> None:
     """A document's living message as it stands now, with the replies in its thread."""
-    from erp_slack.slack.render import preview
+    from erp_slack.slack.render import ARCHIVE_EVENT, preview
 
     posted = slack.posted()
     threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for m in posted:
         if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
             threads.setdefault((m["channel"], m["thread_ts"]), []).append(m)
-    parent = next((m for m in posted if (m["channel"], m["ts"]) in threads), None)
+    parent = next((m for m in posted if (m["channel"], m["ts"]) in threads
+                   and (m.get("metadata") or {}).get("event_type") != ARCHIVE_EVENT), None)
     if parent is None:
         return
     console.print()
@@ -142,6 +162,41 @@ def _print_living(console: Any, slack: Any) -> None:
     console.print(preview(parent.get("blocks") or []), markup=False, highlight=False)
     for reply in threads[(parent["channel"], parent["ts"])]:
         console.print("  ↳ " + preview(reply.get("blocks") or []), markup=False, highlight=False)
+
+
+def _print_archive(console: Any, slack: Any, replies: int = 3) -> None:
+    """A period's archive thread: its parent with the period's totals, and its first replies."""
+    from erp_slack.slack.render import ARCHIVE_EVENT, preview
+
+    posted = slack.posted()
+    parent = next((m for m in posted if (m.get("metadata") or {}).get("event_type") == ARCHIVE_EVENT), None)
+    if parent is None:
+        return
+    thread = [m for m in posted if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]]
+    console.print()
+    console.print(f"[bold]A month's archive thread[/bold]: one parent per period with its running totals, each "
+                  f"posting a reply ({len(thread)} {'reply' if len(thread) == 1 else 'replies'}):")
+    console.print()
+    console.print(f"#{parent['channel_name']}", style="bold")
+    console.print(preview(parent.get("blocks") or []), markup=False, highlight=False)
+    for reply in thread[:replies]:
+        console.print("  ↳ " + preview(reply.get("blocks") or []), markup=False, highlight=False)
+    if len(thread) > replies:
+        console.print(f"  ↳ … {len(thread) - replies} more")
+
+
+def _print_summary_message(console: Any, slack: Any) -> None:
+    """The scheduled summary as posted."""
+    from erp_slack.slack.render import SUMMARY_EVENT, preview
+
+    message = next((m for m in slack.posted() if (m.get("metadata") or {}).get("event_type") == SUMMARY_EVENT), None)
+    if message is None:
+        return
+    console.print()
+    console.print("[bold]A scheduled summary[/bold] (at set times of day: the documents now in a state):")
+    console.print()
+    console.print(f"#{message['channel_name']}", style="bold")
+    console.print(preview(message.get("blocks") or []), markup=False, highlight=False)
 
 
 def _print_slack(console: Any, slack: Any) -> None:

@@ -52,6 +52,9 @@ def _describe(cfg: Any) -> list[str]:
 
     lines.append(f"Audit store {redact_url(cfg.audit.url.get_secret_value())}")
     lines.append(f"{len(cfg.routes) or 'default'} routing rules")
+    for sm in cfg.slack.summaries:
+        lines.append(f"Summary {sm.title!r} to {sm.channel} at {', '.join(t.strftime('%H:%M') for t in sm.at)} "
+                     f"{sm.timezone}" + ("" if len(sm.days) == 7 else f" on {', '.join(sm.days)}"))
     return lines
 
 
@@ -89,7 +92,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _prepare_prefect()
-    from cli.apply import apply_config, print_summary, run_flow
+    from cli.apply import BLOCK_NAMES, apply_config, print_summary, run_flow
 
     if not args.debug:
         _console_without_tracebacks()
@@ -97,6 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     with console.status("Saving blocks…"):
         apply_config(cfg, deployments=False)
+    if args.source == "summaries":
+        from flows.summaries import erp_summaries
+
+        if not cfg.slack.summaries:
+            raise SystemExit("error: the configuration has no [[slack.summaries]]")
+        with console.status("Posting the summaries that are due…"):
+            outcomes = erp_summaries(slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
+        for o in outcomes:
+            console.print(f"{o['summary']}: {o['status']}" + (f" ({o['documents']} documents)"
+                                                             if o["status"] == "posted" else ""))
+        return 0
     what = "backfill" if (args.since or args.until) else "poll cycle"
     with console.status(f"Running one {what} of {args.source}{' (dry run)' if args.dry_run else ''}…"):
         summary = run_flow(args.source, cfg, dry_run=args.dry_run, since=args.since, until=args.until,
@@ -225,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-deployments", action="store_true", help="save blocks only")
     a.set_defaults(fn=cmd_config_apply)
 
-    r = sub.add_parser("run", help="run one poll cycle of a source in this process")
-    r.add_argument("source", choices=["syspro", "gp"])
+    r = sub.add_parser("run", help="run one poll cycle of a source (or post the summaries due) in this process")
+    r.add_argument("source", choices=["syspro", "gp", "summaries"])
     r.add_argument("--config", required=True)
     r.add_argument("--dry-run", action="store_true", help="record what would be posted; post nothing")
     r.add_argument("--since", help="backfill from this cursor value (date, timestamp or rowversion)")

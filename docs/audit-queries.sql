@@ -99,3 +99,9 @@ FROM deliveries
 WHERE status IN ('pending', 'sending') AND dry_run = false
 GROUP BY channel, status
 ORDER BY oldest;
+
+-- name: summaries
+-- The latest scheduled summaries posted or attempted: one row per summary and slot.
+-- both:
+SELECT summary, slot, documents, ts, attempted_at, posted_at FROM summary_posts
+ORDER BY slot DESC LIMIT 50;

@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from datetime import time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from erp_slack.errors import ConfigError
 from erp_slack.routing import Rule
 from erp_slack.slack.quiet import QuietHours
+from erp_slack.slack.summary import WEEKDAYS, Summary
 
 __all__ = [
     "AppConfig",
@@ -330,6 +332,68 @@ class QuietHoursConfig(_Model):
         return QuietHours(frozenset(self.channels), self.start, self.end, self.weekends, self.timezone)
 
 
+class SummaryConfig(_Model):
+    """One ``[[slack.summaries]]`` entry: a message at set times of day listing the documents in
+    a state ("Invoices awaiting approval" at 09:00), as well as (or, with a ``skip`` route for
+    those documents, instead of) their own messages."""
+
+    title: str = Field(min_length=1, max_length=100, description="What Slack calls it, e.g. 'Invoices awaiting "
+                                                                    "approval'.")
+    channel: str = Field(description="Where it is posted, e.g. '#ap-approvals'.")
+    at: list[time] = Field(min_length=1, description="Times of day it is posted (local), e.g. ['09:00'].")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default=["mon", "tue", "wed", "thu", "fri", "sat", "sun"], min_length=1,
+        description="Days it is posted on, e.g. ['mon', 'tue', 'wed', 'thu', 'fri'].")
+    timezone: str = Field(default="UTC", description="IANA time zone of at and days.")
+    entity: str | list[str] = Field(default="*", description="Entities it lists (ap_invoice, purchase_order…).")
+    source: str = Field(default="*", description="'syspro', 'gp' or '*'.")
+    company: str = Field(default="*", description="Only this company's documents, or '*'.")
+    statuses: list[str] | None = Field(default=None, description="Only documents now in these statuses "
+                                                                  "(as shown, e.g. 'Awaiting approval').")
+    min_amount: Decimal | None = Field(default=None, description="Only documents of at least this amount.")
+    max_amount: Decimal | None = Field(default=None, description="Only documents below this amount.")
+    suppliers: list[str] | None = Field(default=None, description="Only these suppliers' (vendors') documents.")
+    exclude_suppliers: list[str] = Field(default_factory=list, description="Never these suppliers' documents.")
+    where: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Only documents whose fields now read one of these values (as shown), e.g. "
+                    "{ approval = ['Pending Approval'] } or { hold = ['Yes'] }.")
+    post_empty: bool = Field(default=True, description="Post 'nothing to show' when no document matches.")
+    limit: int = Field(default=20, ge=1, le=25, description="Documents listed by name (the rest are counted).")
+
+    _zone = field_validator("timezone")(lambda cls, v: ScheduleConfig._tz(v))
+    _entity = field_validator("entity")(lambda cls, v: Rule._known_entity(v))
+    _source = field_validator("source")(lambda cls, v: Rule._known_source(v))
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        return Rule._channel_shape(v) or v
+
+    @model_validator(mode="after")
+    def _amounts(self) -> Self:
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
+            raise ValueError("min_amount is above max_amount")
+        from erp_slack.sources import all_entities
+
+        names = (self.entity,) if isinstance(self.entity, str) else tuple(self.entity)
+        known = {f for (src, name), e in all_entities().items()
+                 if self.source in ("*", src) and ("*" in names or name in names) for f in e.fields}
+        unknown = sorted(set(self.where) - known)
+        if unknown:
+            raise ValueError(f"where names fields {unknown} that these entities do not have; they have "
+                             f"{sorted(known)}")
+        return self
+
+    def to_core(self) -> Summary:
+        match = Rule(entity=self.entity, source=self.source, company=self.company, channel=self.channel,
+                     statuses=self.statuses, min_amount=self.min_amount, max_amount=self.max_amount,
+                     suppliers=self.suppliers, exclude_suppliers=self.exclude_suppliers, name=self.title)
+        return Summary(self.title, self.channel, tuple(sorted(set(self.at))), match, self.timezone,
+                       tuple(sorted(WEEKDAYS.index(d) for d in set(self.days))), self.post_empty, self.limit,
+                       tuple((k, tuple(v)) for k, v in sorted(self.where.items())))
+
+
 class SlackConfig(_Model):
     """The Slack bot and how fast it may post (the Slack block holds the same settings)."""
 
@@ -375,6 +439,11 @@ class SlackConfig(_Model):
                     "for Dynamics GP's sample ids; amounts then read 'USD 2,500.00'. The audit trail keeps the "
                     "ERP's id.",
     )
+    summaries: list[SummaryConfig] = Field(
+        default_factory=list,
+        description="Scheduled summaries: at set times of day, one message per summary listing the documents "
+                    "in a state, with counts and totals (posted by the summaries deployment).",
+    )
     claim_lease: timedelta = Field(
         default=timedelta(minutes=2), gt=timedelta(0),
         description="How long a batch may stay 'sending' under one drainer's claim before another checks "
@@ -385,6 +454,16 @@ class SlackConfig(_Model):
     @classmethod
     def _lease_duration(cls, v: Any) -> Any:
         return _as_duration(v)
+
+    @field_validator("summaries")
+    @classmethod
+    def _one_title_per_channel(cls, v: list[SummaryConfig]) -> list[SummaryConfig]:
+        seen = set()
+        for s in v:
+            if (s.channel, s.title) in seen:
+                raise ValueError(f"two summaries called {s.title!r} post to {s.channel}: give each its own title")
+            seen.add((s.channel, s.title))
+        return v
 
     @field_validator("currency_codes")
     @classmethod

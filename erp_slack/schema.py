@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "watermarks", "deliveries", "audit_events", "channel_pace", "company_names", "living_messages",
-           "archive_threads", "DeliveryStatus", "STATUSES", "EVENTS"]
+           "archive_threads", "summary_posts", "DeliveryStatus", "STATUSES", "EVENTS"]
 
 metadata = MetaData()
 
@@ -195,4 +195,21 @@ archive_threads = Table(
     Column("version", Integer, nullable=False, default=0, server_default="0"),
     Column("shown", Integer, nullable=False, default=-1, server_default="-1"),
     Column("closed", Boolean, nullable=False, default=False, server_default=sa_false()),
+)
+
+# A scheduled summary's posts (migration 0009): one row per summary and slot (its time of day on
+# one day), claimed before posting; ``uid`` is in the message's metadata, so a post that was made
+# and not recorded is found in the channel, never posted twice.
+summary_posts = Table(
+    "summary_posts",
+    metadata,
+    Column("summary", String(200), primary_key=True),
+    Column("slot", DateTime(timezone=True), primary_key=True),
+    Column("uid", String(32), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("channel_id", String(32)),
+    Column("ts", String(32)),
+    Column("documents", Integer),
+    Column("attempted_at", DateTime(timezone=True)),
+    Column("posted_at", DateTime(timezone=True)),
 )

@@ -33,6 +33,7 @@ from erp_slack.schema import (
     company_names,
     deliveries,
     living_messages,
+    summary_posts,
     watermarks,
 )
 from erp_slack.slack.archive import Period
@@ -154,6 +155,19 @@ class ArchiveThread:
     version: int
     shown: int
     closed: bool
+
+
+@dataclass(frozen=True)
+class SummaryPost:
+    """One scheduled summary's post for one slot: claimed, attempted, posted."""
+
+    summary: str
+    slot: datetime
+    uid: str
+    channel: str
+    channel_id: str | None
+    ts: str | None
+    attempted_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -696,6 +710,45 @@ class Store:
                          .values(shown=version))
             if closed:
                 conn.execute(update(archive_threads).where(*_thread_of(thread)).values(closed=True))
+
+    # --- scheduled summaries --------------------------------------------------------------
+
+    def current_documents(self, kinds: Iterable[tuple[str, str]]) -> list[Delivery]:
+        """Each document's last recorded state, for the (source, entity) pairs given: its newest
+        live row, whatever became of it (sent, filtered by a route, or still waiting)."""
+        pairs = [and_(deliveries.c.source == s, deliveries.c.entity == e) for s, e in sorted(set(kinds))]
+        if not pairs:
+            return []
+        newest = (select(func.max(deliveries.c.id)).where(deliveries.c.dry_run.is_(False), or_(*pairs))
+                  .group_by(deliveries.c.source, deliveries.c.company, deliveries.c.entity, deliveries.c.record_key))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries).where(deliveries.c.id.in_(newest)).order_by(deliveries.c.id)).all()
+        return [_delivery(r) for r in rows]
+
+    def summary_post(self, summary: str, slot: datetime, channel: str) -> SummaryPost:
+        """The post of ``summary`` for ``slot``, created (with the id its message will carry) if
+        this is the first time the slot is seen."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(summary_posts, ("summary", "slot")).values(
+                summary=summary, slot=slot, uid=uuid.uuid4().hex, channel=channel))
+            r = conn.execute(select(summary_posts).where(summary_posts.c.summary == summary,
+                                                         summary_posts.c.slot == slot)).one()
+        return SummaryPost(summary=r.summary, slot=_aware(r.slot), uid=r.uid, channel=r.channel,  # type: ignore[arg-type]
+                           channel_id=r.channel_id, ts=r.ts, attempted_at=_aware(r.attempted_at))
+
+    def summary_attempt(self, post: SummaryPost) -> None:
+        """Record that the post is about to be made (from then on, a missing ``ts`` means "look
+        in the channel before posting")."""
+        with self.engine.begin() as conn:
+            conn.execute(update(summary_posts).where(summary_posts.c.summary == post.summary,
+                                                     summary_posts.c.slot == post.slot)
+                         .values(attempted_at=utcnow()))
+
+    def summary_posted(self, post: SummaryPost, channel_id: str, ts: str, documents: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(summary_posts).where(summary_posts.c.summary == post.summary,
+                                                     summary_posts.c.slot == post.slot)
+                         .values(channel_id=channel_id, ts=ts, documents=documents, posted_at=utcnow()))
 
     def _set_living(self, conn: Connection, d: Delivery, channel_id: str, ts: str, now: datetime) -> None:
         source, company, entity, key, channel = d.document

@@ -41,4 +41,9 @@ def test_the_demo_shows_progress_and_messages_as_people_see_them(tmp_path):
     living = out[out.index("One message per document"):]
     assert "(2 edits)" in living and "Purchase order PO2109" in living and "Status: Received" in living
     assert "↳ Status: New → Released" in living and "↳ Status: Released → Received" in living
+    # GL postings in their month's archive thread, and the scheduled summary that was due.
+    archive = out[out.index("A month's archive thread"):]
+    assert "GL journal entries · May 2024 · EDU1" in archive and "↳ " in archive
+    summary = out[out.index("A scheduled summary"):]
+    assert "Purchase orders not yet received · " in summary and "PO2107" in summary and "PO2109" not in summary
     assert "Traceback" not in result.stderr

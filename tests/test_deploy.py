@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from simulators._http import serve_on_loopback
-from tests._prefect_runs import free_port, run_id, wait_done
 from simulators.gp import GpSimulator
 from simulators.slack import SlackSimulator
 from simulators.syspro import SysproSimulator
+from tests._prefect_runs import free_port, run_id, wait_done
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 
@@ -121,6 +121,13 @@ base_url = "{k.url}/api/"
 ops_channel = "#finance-alerts"
 time_scale = 20
 
+[[slack.summaries]]
+title = "Open payables"
+channel = "#ap-invoices"
+at = ["00:00", "09:30"]
+timezone = "Europe/Berlin"
+entity = "payables_invoice"
+
 [audit]
 url = "sqlite:///{db}"
 """)
@@ -142,6 +149,11 @@ url = "sqlite:///{db}"
         gp_sched = by_name["flows.gp.gp_to_slack:daily"]["schedules"][0]["schedule"]
         # 07:30 in Berlin, every day: a cron in the configured time zone.
         assert (gp_sched["cron"], gp_sched["timezone"]) == ("30 7 * * *", "Europe/Berlin")
+        # The summaries deployment: one cron per summary time, in the summary's time zone.
+        summaries = by_name["flows.summaries.erp_summaries:summaries"]
+        assert sorted((x["schedule"]["cron"], x["schedule"]["timezone"]) for x in summaries["schedules"]) == [
+            ("0 0 * * *", "Europe/Berlin"), ("30 9 * * *", "Europe/Berlin")]
+        assert not summaries["paused"]
 
         worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "erp-slack"], env=env, cwd=ROOT,
                                   stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
@@ -151,6 +163,11 @@ url = "sqlite:///{db}"
             gp_run = _deployment_run(env, "gp-to-slack/daily")
             assert wait_done(api, syspro_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
             assert wait_done(api, gp_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            summary_run = _deployment_run(env, "erp-slack-summaries/summaries")
+            assert wait_done(api, summary_run) == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+            (summary,) = [m for m in slack.posted("#ap-invoices")
+                          if m["metadata"]["event_type"] == "erp_summary_posted"]
+            assert summary["blocks"][0]["text"]["text"].startswith("Open payables · ")
             posted = len(slack.posted())
             assert posted > 0
 

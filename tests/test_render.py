@@ -145,6 +145,17 @@ def test_update_shows_what_changed():
     assert "EUR 10.00 → EUR 12.50" in joined
 
 
+def test_a_change_of_a_field_without_a_slot_reads_as_an_amount_or_a_date_by_its_type():
+    entity = Entity(**{**INVOICE.__dict__, "types": {**INVOICE.types, "remaining": "decimal", "quantity": "decimal",
+                                                       "paid_on": "date"}})
+    n = _invoice()
+    n.event, n.changes = "updated", (("remaining", "2500", "0"), ("quantity", "3.000", "5"),
+                                     ("paid_on", None, "2026-12-01"))
+    reply = json.dumps(R.render_reply(n, entity, batch_uid="b").blocks, ensure_ascii=False)
+    assert "*Remaining*: EUR 2,500.00 → EUR 0.00" in reply
+    assert "*Quantity*: 3 → 5" in reply and "*Paid on*: — → 2026-12-01" in reply
+
+
 def test_unknown_fields_and_missing_values_do_not_break_rendering():
     msg = R.render([N(fields={"invoice": "INV-9"})], ENTITIES, batch_uid="b")
     assert "INV-9" in msg.blocks[0]["text"]["text"] and "?" in msg.blocks[0]["text"]["text"]

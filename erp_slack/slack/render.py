@@ -9,7 +9,7 @@ validation (``to_dict``) then acts as a backstop.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -28,10 +28,10 @@ from slack_sdk.models.blocks import (
 from erp_slack.model import Entity
 from erp_slack.slack.templates import TEMPLATES, Template
 
-__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "render_reply", "render_archive", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
+__all__ = ["Message", "Notice", "render", "render_one", "render_digest", "render_reply", "render_archive", "render_summary", "coded", "escape", "preview", "EVENT_TYPE", "SOURCE_NAMES"]
 
 EVENT_TYPE = "erp_notification_posted"  # Slack asks for <resource>_<past tense action>
-SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP"}
+SOURCE_NAMES = {"syspro": "SYSPRO", "gp": "Dynamics GP", "summary": "Scheduled summary"}
 
 HEADER_MAX = HeaderBlock.text_max_length  # 150
 SECTION_MAX = SectionBlock.text_max_length  # 3000
@@ -245,12 +245,21 @@ def _metadata(notices: Sequence[Notice], batch_uid: str) -> dict[str, Any]:
     }
 
 
+def _kind_of(name: str, entity: Entity | None) -> str:
+    """How to show a field the template has no slot for: decimals are amounts in the document's
+    currency (quantities apart), dates are dates."""
+    kind = entity.types.get(name, "str") if entity is not None else "str"
+    if kind == "decimal":
+        return "qty" if name == "quantity" else "money"
+    return "date" if kind in ("date", "datetime") else "text"
+
+
 def _changes_text(notice: Notice, template: Template, entity: Entity | None) -> str:
     labels = {s.field: (s.label, s.format) for s in template.slots}
     currency = _currency(notice, entity)
     parts = []
     for name, old, new in notice.changes:
-        label, kind = labels.get(name, (name.replace("_", " ").capitalize(), "text"))
+        label, kind = labels.get(name, (name.replace("_", " ").capitalize(), _kind_of(name, entity)))
         before = escape(_fmt(old, kind, currency)) or "—"
         after = escape(_fmt(new, kind, currency)) or "—"
         parts.append(f"*{escape(label)}*: {before} → {after}")
@@ -337,31 +346,10 @@ def render_digest(
     blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_MAX), emoji=False))]
     lines, summaries = [], []
     for n in notices:
-        entity = entities.get((n.source, n.entity))
-        template = _template(n, entity)
-        word = _EVENT_WORD.get(n.event, "")
-        summary = escape(_fill(template.summary, n, template, entity))
+        line, summary = _digest_line(n, entities, threads)
+        lines.append(line)
         summaries.append(summary)
-        tag = f" _{word.lower()}_" if n.event != "created" else ""
-        if _on_hold(n):
-            tag += " · *on hold*"
-        elif _shown(n, "balance", "money", "") == "Paid":
-            tag += " · paid"
-        due = _fmt(n.fields.get("due_date"), "date", "")
-        if due and "{due_date}" not in template.summary:
-            summary += f" · due {escape(due)}"  # what a clerk sorts a list of invoices by
-        if n.changes and n.event != "created":
-            tag += " — " + _changes_text(n, template, entity).replace("\n", "; ")
-        thread = safe_link(threads[n.uid], "thread") if n.uid in threads else None
-        room = LINE_MAX - (len(thread) + 3 if thread else 0)
-        lines.append(clip(f"{template.emoji} {summary}{tag}", room) + (f" · {thread}" if thread else ""))
-    chunk: list[str] = []
-    for line in lines:
-        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_MAX - 10:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
-            chunk = []
-        chunk.append(line)
-    blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+    blocks += _sections(lines)
     totals = _totals(notices, entities)
     if totals:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Total* {escape(totals)}", SECTION_MAX),
@@ -372,6 +360,40 @@ def render_digest(
     more = " …" if len(summaries) > 5 else ""
     text = clip(f"{title}: " + "; ".join(summaries[:5]) + more, TEXT_MAX)
     return _message(*_notify(notices, text, blocks), _metadata(notices, batch_uid))
+
+
+def _digest_line(n: Notice, entities: Mapping[tuple[str, str], Entity], threads: Mapping[str, str]) -> tuple[str, str]:
+    """One record as a digest line (and its summary alone, for the notification text)."""
+    entity = entities.get((n.source, n.entity))
+    template = _template(n, entity)
+    word = _EVENT_WORD.get(n.event, "")
+    summary = escape(_fill(template.summary, n, template, entity))
+    tag = f" _{word.lower()}_" if n.event != "created" else ""
+    if _on_hold(n):
+        tag += " · *on hold*"
+    elif _shown(n, "balance", "money", "") == "Paid":
+        tag += " · paid"
+    due = _fmt(n.fields.get("due_date"), "date", "")
+    line = summary
+    if due and "{due_date}" not in template.summary:
+        line += f" · due {escape(due)}"  # what a clerk sorts a list of invoices by
+    if n.changes and n.event != "created":
+        tag += " — " + _changes_text(n, template, entity).replace("\n", "; ")
+    thread = safe_link(threads[n.uid], "thread") if n.uid in threads else None
+    room = LINE_MAX - (len(thread) + 3 if thread else 0)
+    return clip(f"{template.emoji} {line}{tag}", room) + (f" · {thread}" if thread else ""), summary
+
+
+def _sections(lines: Sequence[str]) -> list[Any]:
+    """Lines as few sections as Slack's section limit allows."""
+    sections, chunk = [], []
+    for line in lines:
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) > SECTION_MAX - 10:
+            sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+            chunk = []
+        chunk.append(line)
+    sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk), verbatim=True)))
+    return sections
 
 
 def _totals(notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity]) -> str:
@@ -474,6 +496,74 @@ def render_archive(
                   _FOOTER_MAX), verbatim=True)]))
     metadata = {"event_type": ARCHIVE_EVENT, "event_payload": {"batch": uid, "schema_version": 1}}
     return _message(clip(f":card_index_dividers: {escape(title)}", TEXT_MAX), blocks, metadata)
+
+
+SUMMARY_EVENT = "erp_summary_posted"
+
+
+def render_summary(
+    *, title: str, when: str, uid: str, notices: Sequence[Notice], entities: Mapping[tuple[str, str], Entity],
+    names: Mapping[tuple[str, str], str] = _NO_NAMES, threads: Mapping[str, str] = _NO_NAMES,
+    limit: int = DIGEST_MAX, note: str = "",
+) -> Message:
+    """A scheduled summary: how many documents match, their totals per currency, and the first
+    ``limit`` of them (the earliest due first), each linked to its thread where it has one.
+    ``when`` is the slot people read ("09:00 Thu 3 Dec"); ``uid`` goes in the metadata, so a post
+    whose answer was lost is found in the channel instead of made twice."""
+    head = f"{title} · {when}"
+    blocks: list[Any] = [HeaderBlock(text=PlainTextObject(text=clip(head.replace("<", "&lt;").replace(">", "&gt;"),
+                                                                   HEADER_MAX), emoji=False))]
+    if not notices:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing to show: no document is in this state.",
+                                                           verbatim=True)))
+        text = f"{head}: nothing to show"
+    else:
+        kinds = {_template(n, entities.get((n.source, n.entity))) for n in notices}
+        if len(kinds) > 1:
+            noun = "document" if len(notices) == 1 else "documents"
+        elif len(notices) > 1:
+            noun = kinds.pop().plural
+        else:
+            word = kinds.pop().noun  # "Supplier invoice" reads "supplier invoice"; "GL journal entry" stays
+            noun = word[:1].lower() + word[1:] if word[1:2].islower() else word
+        totals = _totals(notices, entities)
+        count = f"*{len(notices)}* {escape(noun)}" + (f" · *Total* {escape(totals)}" if totals else "")
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(count, SECTION_MAX), verbatim=True)))
+        ordered = sorted(notices, key=_due_first)
+        lines = [_digest_line(n, entities, threads)[0] for n in ordered[:limit]]
+        if len(ordered) > limit:
+            lines.append(f"…and {len(ordered) - limit} more")
+        blocks += _sections(lines)
+        text = f"{head}: {len(notices)} {noun}" + (f", {totals}" if totals else "")
+    seen = list(dict.fromkeys((n.source, n.company) for n in notices))
+    where = " · ".join(_source_line(_Company(s, c), None, names) for s, c in seen[:5])
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=clip(" · ".join(filter(None, [where, escape(note)])) or "Scheduled summary", _FOOTER_MAX),
+        verbatim=True)]))
+    metadata = {"event_type": SUMMARY_EVENT, "event_payload": {"batch": uid, "schema_version": 1}}
+    return _message(clip(f":clipboard: {escape(text)}", TEXT_MAX), blocks, metadata)
+
+
+@dataclass(frozen=True)
+class _Company:
+    """What a context line needs to name a company."""
+
+    source: str
+    company: str
+    record_key: str = ""
+
+
+def _due_first(n: Notice) -> tuple[str, str]:
+    due = n.fields.get("due_date")
+    return (str(due)[:10] if due else "9999", n.record_key)
+
+
+def coded(notice: Any, entity: Entity | None, codes: Mapping[str, str]) -> Any:
+    """The delivery as messages show it: its currency id replaced by the configured ISO code
+    (the audit trail keeps the ERP's id)."""
+    name = entity.currency_field if entity is not None else None
+    code = codes.get(str(notice.fields.get(name))) if name else None
+    return replace(notice, fields={**notice.fields, name: code}) if code and name else notice
 
 
 def render_alert(title: str, body: str, *, ok: bool) -> Message:

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -29,7 +29,16 @@ from erp_slack.slack.gateway import SlackGateway
 from erp_slack.slack.pacing import Clock, RealClock, TokenBucket
 from erp_slack.slack.quiet import QuietHours, quiet_until
 from erp_slack.slack.reconcile import batch_age, first_attempt, reconcile_stale
-from erp_slack.slack.render import DIGEST_MAX, Message, fallback, render, render_archive, render_one, render_reply
+from erp_slack.slack.render import (
+    DIGEST_MAX,
+    Message,
+    coded,
+    fallback,
+    render,
+    render_archive,
+    render_one,
+    render_reply,
+)
 from erp_slack.store import Delivery, Store, utcnow
 
 __all__ = ["DrainSettings", "LaneStats", "DrainReport", "Drainer"]
@@ -495,11 +504,7 @@ class Drainer:
             self.store.archive_shown(t, t.version, closed)
 
     def _coded(self, d: Delivery) -> Delivery:
-        """The delivery as messages show it: its currency id replaced by the configured ISO code."""
-        entity = self.entities.get((d.source, d.entity))
-        name = entity.currency_field if entity is not None else None
-        code = self.settings.currency_codes.get(str(d.fields.get(name))) if name else None
-        return replace(d, fields={**d.fields, name: code}) if code and name else d
+        return coded(d, self.entities.get((d.source, d.entity)), self.settings.currency_codes)
 
     def _hold_if_quiet(self, channel: str) -> None:
         if not self.settings.quiet:
