@@ -58,6 +58,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument("--digest-threshold", type=int, default=5)
     p.add_argument("--digest-max", type=int, default=20)
+    p.add_argument("--archive", action="store_true", help="route GL journal entries to monthly archive threads")
     return p.parse_args(argv)
 
 
@@ -89,6 +90,14 @@ def _entities(args: argparse.Namespace) -> tuple[Any, ...]:
     return ENTITIES
 
 
+def _rules(args: argparse.Namespace) -> tuple[Any, ...]:
+    from erp_slack.routing import DEFAULT_ROUTES, Rule
+
+    if not args.archive:
+        return DEFAULT_ROUTES
+    return (Rule(name="GL by month", entity="gl_journal", channel="#gl-postings", archive="month"), *DEFAULT_ROUTES)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     password = os.environ["CRASH_ERP_PASSWORD"]
@@ -105,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     slack = SlackOut(SlackGateway(token, base_url=args.slack_url, timeout=10), settings)
     try:
         summary = run_cycle(lambda audit: _client(args, password, audit), _entities(args), store, slack,
-                            source=args.source, company=args.company, first_run="post")
+                            source=args.source, company=args.company, first_run="post", rules=_rules(args))
     except Undelivered as exc:  # refused rows are counted below
         summary = exc.summary
     halted = summary.halted

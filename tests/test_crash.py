@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from erp_slack.model import cursor_from_text
+from erp_slack.slack.render import ARCHIVE_EVENT
 from erp_slack.store import Store
 from simulators._http import Request, Response, serve_on_loopback
 from simulators.gp import GpSimulator
@@ -184,10 +185,13 @@ DIGEST = _posts("digest")
 SINGLE = _posts("single")
 EDIT = _slack("chat.update")
 THREAD = _slack("conversations.replies")
+PARENT = Match("chat.postMessage (archive parent)", "slack", lambda req, resp: (
+    req.path.endswith("/chat.postMessage") and _slack_ok(resp)
+    and ARCHIVE_EVENT in json.dumps(_args(req).get("metadata") or "")))
 REPLY = Match("chat.postMessage (reply)", "slack", lambda req, resp: (
     req.path.endswith("/chat.postMessage") and _slack_ok(resp) and bool(_args(req).get("thread_ts"))))
 MATCHES = (COMFND, LOGON, LOGOFF, GP_GET, GP_DATA, GP_SOAP, GP_SOAP_DATA, AUTH_TEST, CHANNELS, HISTORY, POST, DIGEST, SINGLE,
-           EDIT, THREAD, REPLY)
+           EDIT, THREAD, REPLY, PARENT)
 
 
 @dataclass(frozen=True)
@@ -469,6 +473,7 @@ class Rig:
     slack_url: str
     db_path: Path
     workdir: Path
+    extra: tuple[str, ...] = ()  # more crash_child arguments
     runs: list[Run] = field(default_factory=list)
     watermarks: list[dict[tuple[str, str, str], tuple[str, Any]]] = field(default_factory=list)
 
@@ -479,7 +484,7 @@ class Rig:
     def command(self) -> tuple[list[str], dict[str, str]]:
         cmd = [sys.executable, str(CHILD), "--source", self.source, "--db", self.db_url,
                "--slack-url", self.slack_url, "--time-scale", str(TIME_SCALE),
-               "--digest-threshold", str(DIGEST_THRESHOLD), "--digest-max", str(DIGEST_MAX)]
+               "--digest-threshold", str(DIGEST_THRESHOLD), "--digest-max", str(DIGEST_MAX), *self.extra]
         env = dict(os.environ, CRASH_SLACK_TOKEN=self.slack.token)
         if self.source == "syspro":
             cmd += ["--erp-url", self.erp_url, "--erp-user", "ENET01", "--company", "EDU1",
@@ -610,7 +615,8 @@ def _assert_each_sent_row_posted_once(
     Returns what Slack shows as (entity, record key, version, event, channel).
     """
     sent = {r["uid"]: r for r in rows if r["status"] == "sent"}
-    messages = slack.posted()
+    # An archive parent carries no deliveries (its thread does): checked by the archive tests.
+    messages = [m for m in slack.posted() if (m["metadata"] or {}).get("event_type") != ARCHIVE_EVENT]
     carried: Counter[str] = Counter()
     for m in messages:
         meta = m["metadata"] or {}
@@ -801,3 +807,54 @@ def _status_of(blocks: Sequence[dict[str, Any]]) -> str:
             if f["text"].startswith("*Status*\n"):
                 return f["text"].split("\n", 1)[1]
     return ""
+
+
+# --- archive threads -------------------------------------------------------------------------------
+
+# Kill points around a period's archive parent: its post in flight or stored with the answer lost
+# (found again in the channel's history, never posted twice), its refresh edit made and not
+# recorded, a reply in its thread stored with the answer lost, and kills in the recovery.
+_ARCHIVE = [
+    ("parent-in-flight", (before(PARENT, 1),)),
+    ("parent-stored-ts-lost", (after(PARENT, 1),)),
+    ("parent-stored-then-history-read-not-recorded", (after(PARENT, 1), after(HISTORY, 1))),
+    ("parent-refresh-made-not-recorded", (after(EDIT, 1),)),
+    ("reply-1-stored-ts-lost", (after(REPLY, 1),)),
+    ("reply-1-in-flight", (before(REPLY, 1),)),
+    ("parent-stored-ts-lost-then-reply-stored-ts-lost", (after(PARENT, 1), after(REPLY, 1))),
+    *_random_points(random.Random(SEED + 2), scenarios=2, kills=2),
+]
+
+
+@pytest.mark.parametrize("points", [pytest.param(pts, id=name) for name, pts in _ARCHIVE])
+def test_sigkill_around_an_archive_thread_leaves_one_parent_per_period_totalling_its_replies(
+    points: tuple[Point, ...], tmp_path: Path
+) -> None:
+    """SYSPRO's GL entries are routed to their month's archive thread; the first run is killed at
+    each point, then restarted until it completes."""
+    with _rig("syspro", tmp_path) as rig:
+        rig.extra = ("--archive",)
+        rig.recover(points, clean_seconds=1.0)
+        for i, p in enumerate(points):
+            if isinstance(p, Kill):
+                assert rig.runs[i].fired == [p.label], [(r.rc, r.fired) for r in rig.runs]
+        rows = _deliveries(rig.db_path)
+        assert [r for r in rows if r["status"] != "sent"] == []
+        _assert_each_sent_row_posted_once(rows, rig.slack)
+
+        posted = rig.slack.posted("#gl-postings")
+        parents = [m for m in posted if m["metadata"]["event_type"] == ARCHIVE_EVENT]
+        titles = [m["blocks"][0]["text"]["text"] for m in parents]
+        assert titles and len(titles) == len(set(titles)), titles  # one parent per period, never two
+        by_ts = {m["ts"]: m for m in posted}
+        archived = [r for r in rows if r["entity"] == "gl_journal"]
+        assert archived
+        for parent in parents:
+            replies = [m for m in posted if m.get("thread_ts") == parent["ts"] and m["ts"] != parent["ts"]]
+            uids = [u for m in replies for u in m["metadata"]["event_payload"]["deliveries"]]
+            # The parent's final state counts every reply in its thread (an edit lost to a kill is made again).
+            assert f"GL journal entries*: {len(uids)}" in json.dumps(parent["blocks"]), (titles, len(uids))
+        for r in archived:  # every GL entry is a reply in a parent's thread
+            assert by_ts[r["slack_ts"]].get("thread_ts") in {p["ts"] for p in parents}, r
+        print(f"\narchive: {sum(1 for r in rig.runs if r.rc == -signal.SIGKILL)} kill(s) survived; "
+              + "; ".join(r.describe() for r in rig.runs))
