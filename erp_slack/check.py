@@ -201,10 +201,24 @@ def _slack_checks(gateway: SlackGateway, channels: Sequence[str]) -> list[CheckR
     return results
 
 
+_STYLES = {"living": "one message per document, edited as it changes, a thread reply per change",
+           "thread-only": "one message per document, a thread reply per change",
+           "new-message": "a message per change"}
+
+
 def _notify_rows(routes: Sequence[Rule]) -> list[CheckResult]:
-    """Who each routing rule mentions: the only mentions any message can carry."""
+    """How each routing rule's records reach Slack, and who it mentions: the only mentions any
+    message can carry."""
     rows = []
     for i, rule in enumerate(routes):
+        if rule.skip:
+            continue
+        how = (f"replies in {rule.archive}ly archive threads ({rule.archive_timezone})"
+               + (", also shown in the channel" if rule.archive_in_channel else "")) if rule.archive \
+            else _STYLES[rule.message]
+        if rule.urgent:
+            how += "; urgent: sent even in quiet hours"
+        rows.append(CheckResult("Slack", f"messages of {rule.label(i)}", True, f"{rule.channel}: {how}"))
         if rule.notify:
             kinds = {"users": [t for t in rule.notify if t[0] in "UW"],
                      "user groups": [t for t in rule.notify if t[0] == "S"],
@@ -249,10 +263,16 @@ def run_checks(config: AppConfig, routes: Sequence[Rule] | None = None) -> list[
     slack = config.slack
     gateway = SlackGateway(slack.token.get_secret_value(), base_url=slack.base_url)
     channels = _channels(routes if routes is not None else config.routes)
-    if slack.ops_channel and slack.ops_channel not in channels:
-        channels.append(slack.ops_channel)
+    for extra in [*(sm.channel for sm in slack.summaries), slack.ops_channel]:
+        if extra and extra not in channels:
+            channels.append(extra)
     results += _slack_checks(gateway, channels)
     results += _notify_rows(routes if routes is not None else config.routes)
+    for sm in slack.summaries:
+        days = "every day" if len(set(sm.days)) == 7 else ", ".join(d.title() for d in sm.days)
+        results.append(CheckResult("Slack", f"summary {sm.title!r}", True,
+                                   f"{sm.channel} at {', '.join(t.strftime('%H:%M') for t in sm.at)} {sm.timezone}, "
+                                   f"{days}"))
     url = config.audit.url.get_secret_value()
     try:
         store = Store(url)

@@ -241,11 +241,19 @@ def test_check_says_when_syspro_will_not_show_the_timestamp_change_capture_needs
     assert gp_reads and "ModifiedDate readable" in gp_reads[0]
 
 
-def test_check_lists_who_each_rule_mentions(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
+def test_check_lists_how_each_rule_posts_and_who_it_mentions(tmp_path, capsys, syspro_sim, gp_sim, slack_sim):
     routes = ('\n[[routes]]\nname = "urgent"\nentity = "ap_invoice"\nmin_amount = 50000\nchannel = "#ap-large"\n'
-              'notify = ["S0614TZR7", "@here"]\n\n[[routes]]\nentity = "*"\nchannel = "#ap-invoices"\n')
+              'notify = ["S0614TZR7", "@here"]\nurgent = true\n\n'
+              '[[routes]]\nname = "gl"\nentity = "gl_journal"\nchannel = "#gl-postings"\narchive = "month"\n'
+              'archive_timezone = "Europe/London"\n\n'
+              '[[routes]]\nentity = "*"\nchannel = "#ap-invoices"\nmessage = "new-message"\n')
     path = write(tmp_path, sim_config(syspro_sim, gp_sim, slack_sim, tmp_path / "a.db", extra_routes=routes))
     assert main(["check", "--config", path]) == 0
-    line = next(line for line in capsys.readouterr().out.splitlines() if "mentions of urgent" in line)
+    out = capsys.readouterr().out.splitlines()
+    line = next(line for line in out if "mentions of urgent" in line)
     assert "#ap-large: user groups S0614TZR7; everyone in the channel @here" in line
+    how = {line.split("messages of ")[1].split()[0]: line for line in out if "messages of " in line}
+    assert "sent even in quiet hours" in how["urgent"] and "edited as it changes" in how["urgent"]
+    assert "replies in monthly archive threads (Europe/London)" in how["gl"]
+    assert "a message per change" in how["rule"]
     assert slack_sim.sim.posted() == []
