@@ -606,6 +606,11 @@ class SlackSimulator:
                 _Fault(method, error, status, times, retry_after, target, stored_then_failed, seconds, drop)
             )
 
+    def clear_faults(self) -> None:
+        """Drop every fault still queued (Slack behaves from here on)."""
+        with self._lock:
+            self._faults = FaultQueue()
+
     # -- inspection ------------------------------------------------------------------------------
 
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:

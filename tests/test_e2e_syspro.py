@@ -326,6 +326,20 @@ def test_invoice_inserted_between_runs_posts_once_with_its_details(rig: Rig) -> 
 
 
 @BOTH
+def test_an_invoice_of_a_supplier_on_hold_stands_out_and_one_of_a_supplier_not_on_hold_does_not(rig: Rig) -> None:
+    rig.run()
+    held = rig.sim.insert_invoice(supplier="0000006", amount="880.00")  # Nordic Roller: OnHold = Y
+    free = rig.sim.insert_invoice(supplier="0000003", amount="12.00")
+    rig.run()
+    (row,) = rig.rows(entity="ap_invoice", record_key=f"0000006|{held['Invoice']}")
+    message = rig.message_for(row["uid"])
+    assert "on hold" in message["text"].lower() and "*Hold*\nYes" in _text(message)
+    (other,) = rig.rows(entity="ap_invoice", record_key=f"0000003|{free['Invoice']}")
+    assert "on hold" not in rig.message_for(other["uid"])["text"].lower()
+    assert "*Hold*\nNo" in _text(rig.message_for(other["uid"]))
+
+
+@BOTH
 def test_po_status_change_posts_an_update(rig: Rig) -> None:
     rig.run()
     # 000419 was entered on 2024-05-02, long before the last poll; 000423 on 2024-05-27, the

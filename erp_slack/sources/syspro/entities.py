@@ -228,6 +228,12 @@ def _pair(
 
 
 _SUPPLIER_NAME = Lookup(column="@SupplierName", table="ApSupplier", match="Supplier", value="SupplierName")
+# SYSPRO keeps no hold flag per supplier invoice: an invoice shows as on hold when its supplier
+# is (ApSupplier.OnHold), as the supplier stood when the invoice was read. Looked up, so never
+# watched: putting a supplier on hold is news about the supplier (the vendor entity), not a new
+# version of each of its invoices.
+_SUPPLIER_HOLD = Lookup(column="@SupplierOnHold", table="ApSupplier", match="Supplier", value="OnHold")
+_YES_NO = {"Y": "Yes", "N": "No", "": "No"}
 
 # Supplier invoices. The amount is OrigInvValue, the open balance MthInvBal1 (open-source
 # SYSPRO integrations read it as the current balance). JournalDate is the posting date - the OData cursor, because
@@ -249,10 +255,12 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
         "due_date": "DueDate",
         "posting_date": "JournalDate",
         "status": "InvoiceStatus",  # code meanings are unknown: shown as SYSPRO stores them
+        "hold": _SUPPLIER_HOLD.column,
         "reference": "Reference",
         "journal": "Journal",
         "branch": "Branch",
     },
+    labels={"hold": _YES_NO},
     template="supplier_invoice",
     period_field="posting_date",
     types={
@@ -268,7 +276,7 @@ AP_INVOICE_ENET, AP_INVOICE_ODATA = _pair(
     currency_field="currency",
     amount_field="amount",
     party_field="supplier",
-    derive=(_SUPPLIER_NAME,),
+    derive=(_SUPPLIER_NAME, _SUPPLIER_HOLD),
 )
 
 # Purchase orders. No total column exists: count and value come from the detail lines.
