@@ -53,7 +53,7 @@ def demo_config(sims: dict[str, Any], audit_url: str, time_scale: float) -> Any:
         "dynamics_gp": {"base_url": sims["gp_url"], "tenant": gp.tenant, "company": "Fabrikam, Inc.",
                         "username": gp.username, "password": gp.password, "first_run": "post"},
         "slack": {"token": sims["slack"].token, "base_url": sims["slack_url"], "ops_channel": "#finance-alerts",
-                  "time_scale": time_scale, "currency_codes": {"Z-US$": "USD"},
+                  "time_scale": time_scale,
                   # Due a moment ago, so the demo's run of the summaries posts it.
                   "summaries": [{"title": "Purchase orders not yet received", "channel": "#purchasing",
                                  "at": [f"{now:%H:%M}"], "entity": "purchase_order",

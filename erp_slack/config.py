@@ -436,7 +436,8 @@ class SlackConfig(_Model):
     currency_codes: dict[str, str] = Field(
         default_factory=dict,
         description="ERP currency ids and the ISO code messages show for them, e.g. { \"Z-US$\" = \"USD\" } "
-                    "for Dynamics GP's sample ids; amounts then read 'USD 2,500.00'. The audit trail keeps the "
+                    "for Dynamics GP's sample ids; amounts then read 'USD 2,500.00'. GP's own currency setup is "
+                    "read where it can be (SBA); these win where both name a currency. The audit trail keeps the "
                     "ERP's id.",
     )
     summaries: list[SummaryConfig] = Field(

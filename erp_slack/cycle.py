@@ -205,6 +205,23 @@ def _describe(details: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "")) or "(no details)"
 
 
+def _learn_currencies(client: Any, store: Store, source: str, company: str, log: Any) -> None:
+    """Keep the ISO code of each currency the ERP's setup names, for a client that can read it
+    (GP); a setup that cannot be read leaves what is known, and the configuration's codes apply."""
+    read = getattr(client, "currency_codes", None)
+    if read is None:
+        return
+    try:
+        codes = read()
+    except (SourceAuthFailed, SourceUnavailable):
+        raise  # the logon or the server itself: the run fails as it would on its first entity
+    except SourceError as exc:
+        log.info("currency setup not read (%s); the configuration's currency_codes apply", exc)
+        return
+    if codes:
+        store.learn_currencies(source, company, codes)
+
+
 def run_cycle(
     open_client: Callable[[AuditHook], SourceClient],
     entities: Sequence[Entity],
@@ -262,6 +279,8 @@ def run_cycle(
                 # to when this run started, before it waited for the lock: time spent waiting
                 # behind another run is not time without runs (it made a second "runs are back").
                 previous_poll = store.last_poll_at(source, company)
+            if live:
+                _learn_currencies(client, store, source, company, log)
             for entity in entities:
                 try:
                     result = poll(client, entity, store, rules, window, dry_run, first_run, flow_run_id)

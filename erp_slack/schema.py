@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "watermarks", "deliveries", "audit_events", "channel_pace", "company_names", "living_messages",
-           "archive_threads", "summary_posts", "DeliveryStatus", "STATUSES", "EVENTS"]
+           "archive_threads", "summary_posts", "currency_codes", "DeliveryStatus", "STATUSES", "EVENTS"]
 
 metadata = MetaData()
 
@@ -212,4 +212,16 @@ summary_posts = Table(
     Column("documents", Integer),
     Column("attempted_at", DateTime(timezone=True)),
     Column("posted_at", DateTime(timezone=True)),
+)
+
+# The ISO 4217 code of each currency the ERP's own setup names (migration 0010), per source and
+# company: messages show USD where GP says Z-US$. The configuration's ``currency_codes`` win.
+currency_codes = Table(
+    "currency_codes",
+    metadata,
+    Column("source", String(20), primary_key=True),
+    Column("company", String(100), primary_key=True),
+    Column("currency", String(40), primary_key=True),
+    Column("code", String(3), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

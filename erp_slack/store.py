@@ -31,6 +31,7 @@ from erp_slack.schema import (
     audit_events,
     channel_pace,
     company_names,
+    currency_codes,
     deliveries,
     living_messages,
     summary_posts,
@@ -951,6 +952,25 @@ class Store:
         """(source, company) -> the name Slack shows, for every company that has one."""
         with self.engine.connect() as conn:
             return {(r.source, r.company): r.name for r in conn.execute(select(company_names))}
+
+    def learn_currencies(self, source: str, company: str, codes: Mapping[str, str]) -> None:
+        """Record the ISO code of each currency id the ERP's setup names (replacing what an
+        earlier run read for this company)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(delete(currency_codes).where(currency_codes.c.source == source,
+                                                      currency_codes.c.company == company))
+            if codes:
+                conn.execute(insert(currency_codes), [
+                    dict(source=source, company=company, currency=k, code=v, updated_at=now) for k, v in codes.items()])
+
+    def currency_codes(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(source, company) -> currency id -> ISO code, as the ERPs' setups say."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(currency_codes)):
+                out.setdefault((r.source, r.company), {})[r.currency] = r.code
+        return out
 
     def push_slot(self, channel: str, at_least: float) -> None:
         """Move ``channel``'s next slot to ``at_least`` if it is earlier (a post that went late)."""

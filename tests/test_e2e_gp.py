@@ -229,7 +229,7 @@ def test_ntlm_handshake_wrong_password_alerts_once_moves_nothing_and_recovery_ca
     assert [(r["status"], r["authorization"] is not None) for r in log[:3]] == [(401, False), (401, True), (200, True)]
     assert len({r["conn"] for r in log}) == 1
     assert all(r["status"] == 200 and r["authorization"] is None for r in log[3:])
-    assert len(log) == 3 + len(ENTITIES) - 1
+    assert len(log) == 3 + len(ENTITIES) - 1 + 1  # and the currency setup, once per run
     counters = gp.sim.counters()
     assert (counters["challenges"], counters["logons"], counters.get("auth_failures", 0)) == (1, 1, 0)
     assert len(store.audit_rows("logon")) == 1
@@ -557,3 +557,48 @@ def test_gl_postings_of_an_archiving_rule_are_replies_in_their_months_threads(gp
         records = sum(len(m["metadata"]["event_payload"]["deliveries"]) for m in replies)
         assert f"*GL journal entries*: {records}" in parent["blocks"][1]["text"]["text"]
     _assert_each_row_posted_once(store, slack)
+
+
+# --- currencies ----------------------------------------------------------------------------------
+
+
+def _invoice_texts(slack) -> str:
+    return json.dumps([m["blocks"] for m in slack.sim.posted("#ap-invoices")])
+
+
+@pytest.mark.parametrize("iso_field", ["ISOCode", "IsoCurrencyCode"])
+def test_amounts_carry_the_iso_code_gp_currency_setup_names(gp_sim_factory, store, slack, iso_field):
+    # How the currency setup names its ISO code is not documented: any field saying ISO is read.
+    gp = gp_sim_factory(clock=_clock, currency_iso_field=iso_field)
+    _gp_cycle(gp, store, slack)
+    assert store.currency_codes()[("gp", gp.company)] == {"Z-US$": "USD", "Z-C$": "CAD", "Z-EURO": "EUR",
+                                                          "Z-UK": "GBP"}
+    text = _invoice_texts(slack)
+    assert "USD " in text and "EUR " in text and "Z-US$" not in text and "Z-EURO" not in text
+    kept = {json.loads(r["fields"]).get("currency") for r in store.deliveries() if r["entity"] == "payables_invoice"}
+    assert kept == {"Z-US$", "Z-EURO"}  # the audit trail keeps GP's own ids
+
+
+@pytest.mark.parametrize("setup", [dict(expose_currencies=False), dict(currency_iso_field=None)])
+def test_without_a_readable_currency_setup_the_configured_codes_apply(gp_sim_factory, store, slack, setup):
+    gp = gp_sim_factory(clock=_clock, **setup)
+    _gp_cycle(gp, store, slack)
+    assert store.currency_codes() == {}
+    assert "Z-US$" in _invoice_texts(slack)  # GP's own id: nothing says otherwise
+    if not setup.get("expose_currencies", True):
+        assert any((r["details"] or {}).get("entity") == "currencies" for r in store.audit_rows("skipped"))
+
+    other = gp_sim_factory(clock=_clock, companies=("Contoso Ltd.",), **setup)
+    mapped = run_cycle(other.client(audit=make_audit_hook(store, source="gp", company=other.company)), ENTITIES,
+                       store, slack, ops_channel=OPS, currency_codes={"Z-US$": "USD"})
+    assert mapped.delivered_records > 0
+    fresh = [m for m in slack.sim.posted("#ap-invoices") if "Contoso" in json.dumps(m["blocks"])]
+    assert fresh and all("Z-US$" not in json.dumps(m["blocks"]) for m in fresh)
+
+
+def test_the_configured_codes_win_over_gp_currency_setup(gp_sim_factory, store, slack):
+    gp = gp_sim_factory(clock=_clock)
+    run_cycle(gp.client(audit=make_audit_hook(store, source="gp", company=gp.company)), ENTITIES, store, slack,
+              ops_channel=OPS, currency_codes={"Z-US$": "USN"})
+    text = _invoice_texts(slack)
+    assert "USN " in text and "USD " not in text

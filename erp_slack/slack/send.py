@@ -182,6 +182,7 @@ class Drainer:
         self._edits = TokenBucket(settings.edits_per_minute * scale * settings.headroom / 60.0, 1.0, self.clock)
         self._heap: list[tuple[float, int, _Lane]] = []
         self._names: dict[tuple[str, str], str] | None = None
+        self._currencies: dict[tuple[str, str], dict[str, str]] | None = None
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._busy = 0
@@ -504,7 +505,10 @@ class Drainer:
             self.store.archive_shown(t, t.version, closed)
 
     def _coded(self, d: Delivery) -> Delivery:
-        return coded(d, self.entities.get((d.source, d.entity)), self.settings.currency_codes)
+        if self._currencies is None:  # read once per drain, like the company names
+            self._currencies = self.store.currency_codes()
+        codes = {**self._currencies.get((d.source, d.company), {}), **self.settings.currency_codes}
+        return coded(d, self.entities.get((d.source, d.entity)), codes)
 
     def _hold_if_quiet(self, channel: str) -> None:
         if not self.settings.quiet:

@@ -214,7 +214,9 @@ def _one(ctx: _Context, summary: Summary, now: datetime) -> SummaryOutcome:
 
 def _post(ctx: _Context, summary: Summary, post: SummaryPost, channel_id: str, docs: list[Delivery],
           now: datetime) -> SummaryOutcome:
-    shown = [coded(d, ctx.entities.get((d.source, d.entity)), ctx.currency_codes) for d in docs]
+    erp = ctx.store.currency_codes()
+    shown = [coded(d, ctx.entities.get((d.source, d.entity)), {**erp.get((d.source, d.company), {}),
+                                                                 **ctx.currency_codes}) for d in docs]
     threads = {}
     for d in shown:
         live = ctx.store.living(d)

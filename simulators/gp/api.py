@@ -211,7 +211,13 @@ class RestApi:
         return self._json(body, headers=headers)
 
     def _reshape(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        """Key shapes GP may use that its REST service does not document (``key_shapes``)."""
+        """Key shapes GP may use that its REST service does not document (``key_shapes``), and
+        the currency setup's ISO code under the configured name (or none)."""
+        if table == "currencies":
+            iso = row.pop("ISOCode", None)
+            if self.currency_iso_field:
+                row[self.currency_iso_field] = iso
+            return row
         if table == "gl" and "gl-date-key" in self.key_shapes and isinstance(row.get("Key"), dict):
             key = dict(row["Key"])
             key.pop("Year", None)

@@ -469,6 +469,8 @@ class Control:
         """Change response profile and auth knobs at run time; returns the current settings.
 
         Keys: ``envelope``, ``list_shape``, ``page_size``, ``expose_gl``, ``expose_receipts``,
+        ``expose_currencies`` and ``currency_iso_field`` (the currency setup's ISO code under that
+        name, or none with None),
         ``advertise``, ``require_cbt``, ``reauth_per_request``, ``error_style``, and for the Web
         Services ``soap_criteria``, ``soap_dates`` and ``soap_operations`` (``soap.py``).
         """
@@ -478,6 +480,8 @@ class Control:
             "page_size": _page_size,
             "expose_gl": bool,
             "expose_receipts": bool,
+            "expose_currencies": bool,
+            "currency_iso_field": lambda v: None if v is None else str(v),
             "advertise": _advertise,
             "require_cbt": bool,
             "reauth_per_request": bool,
@@ -499,6 +503,7 @@ class Control:
             return {
                 "envelope": self.envelope, "list_shape": self.list_shape, "page_size": self.page_size,
                 "expose_gl": self.expose_gl, "expose_receipts": self.expose_receipts,
+                "expose_currencies": self.expose_currencies, "currency_iso_field": self.currency_iso_field,
                 "advertise": list(self.advertise), "require_cbt": self.require_cbt,
                 "reauth_per_request": self.reauth_per_request, "error_style": self.error_style,
                 "soap_criteria": self.soap_criteria, "soap_dates": self.soap_dates,

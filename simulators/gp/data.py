@@ -67,7 +67,14 @@ RESOURCES: tuple[_Resource, ...] = (
     _Resource("purchase_orders", "Purchasing/Transactions", 1),
     _Resource("receipts", "Purchasing/Receipts", 1, "expose_receipts"),
     _Resource("gl", "Financials/GeneralLedger/Transactions", 2, "expose_gl"),
+    # Currency setup (system-wide in GP: every company reads the same). In the documented catalog;
+    # its field names are not documented, so the ISO code's name is a setting (``currency_iso_field``).
+    _Resource("currencies", "Administration/Currencies", 1, "expose_currencies"),
 )
+
+# GP's sample currency ids and the ISO 4217 codes their setup holds.
+CURRENCIES = (("Z-US$", "US Dollars", "$", "USD"), ("Z-C$", "Canadian Dollars", "C$", "CAD"),
+              ("Z-EURO", "Euro", "€", "EUR"), ("Z-UK", "Pound Sterling", "£", "GBP"))
 
 _BY_NAME = {r.name: r for r in RESOURCES}
 
@@ -190,6 +197,8 @@ class _Company:
         self.name = name
         self.tables: dict[str, _Table] = {r.name: _Table(_order_for(r.name)) for r in RESOURCES}
         self.bulk: dict[str, list[_Bulk]] = {r.name: [] for r in RESOURCES}
+        for cid, name, symbol, iso in CURRENCIES:
+            self.tables["currencies"].put({"Key": {"Id": cid}, "Name": name, "Symbol": symbol, "ISOCode": iso})
         self.next_voucher = 700
         self.next_po = 2110
         self.next_receipt = 1188

@@ -40,6 +40,8 @@ class GpSimulator(Authentication, RestApi, SoapApi, Control):
         page_size: int | None = None,
         expose_gl: bool = True,
         expose_receipts: bool = True,
+        expose_currencies: bool = True,
+        currency_iso_field: str | None = "ISOCode",
         advertise: Sequence[str] = ("Negotiate", "NTLM"),
         require_cbt: bool = False,
         reauth_per_request: bool = False,
@@ -86,6 +88,8 @@ class GpSimulator(Authentication, RestApi, SoapApi, Control):
         self.page_size: int | None = None
         self.expose_gl = True
         self.expose_receipts = True
+        self.expose_currencies = True
+        self.currency_iso_field: str | None = "ISOCode"
         self.advertise: tuple[str, ...] = ("Negotiate", "NTLM")
         self.require_cbt = False
         self.reauth_per_request = False
@@ -96,7 +100,8 @@ class GpSimulator(Authentication, RestApi, SoapApi, Control):
         self._validation_log: dict[str, list[str]] = {}
         self.configure(
             envelope=envelope, list_shape=list_shape, page_size=page_size, expose_gl=expose_gl,
-            expose_receipts=expose_receipts, advertise=advertise, require_cbt=require_cbt,
+            expose_receipts=expose_receipts, expose_currencies=expose_currencies,
+            currency_iso_field=currency_iso_field, advertise=advertise, require_cbt=require_cbt,
             reauth_per_request=reauth_per_request, error_style=error_style, soap_criteria=soap_criteria,
             soap_dates=soap_dates, soap_operations=soap_operations,
         )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from contextvars import ContextVar
 from collections import Counter, OrderedDict, deque
+from contextvars import ContextVar
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator, Mapping
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import re
 import time
 from collections.abc import Mapping as _AbcMapping
 from datetime import datetime, timezone
@@ -336,6 +337,27 @@ class GpClient:
                 f"not found: {safe_url(url)} {nf.message}".strip(), source=SOURCE, url=safe_url(url), status=404
             ) from None
         return _unwrap(payload)[0]
+
+    def currency_codes(self) -> dict[str, str]:
+        """Currency id -> ISO 4217 code from GP's currency setup (``Administration/Currencies``),
+        for each currency whose setup names one; empty when this GP Service does not offer it
+        to this account (the configuration's ``currency_codes`` then apply)."""
+        self._check_open()
+        url = self.resource_url("Administration/Currencies")
+        codes: dict[str, str] = {}
+        links = LinkGuard(url, source=SOURCE, what="GP Service")
+        next_url: str | None = url
+        while next_url is not None:
+            try:
+                payload, resp = self._get(next_url)
+            except (_Forbidden, _NotFound):
+                self._audit("skipped", {"entity": "currencies", "url": safe_url(next_url),
+                                        "reason": "currency setup not readable; the configuration's codes apply"})
+                return codes
+            items, link = _listing(payload, resp)
+            codes.update(iso_codes(items))
+            next_url = self._next_url(next_url, link, links)
+        return codes
 
     def companies(self) -> list[str]:
         """Names of the companies this account may open (a cheap connection check)."""
@@ -727,3 +749,23 @@ def _server_message(resp: requests.Response) -> str:
         return msg[:200]
     return ""
 
+
+_ISO = re.compile(r"[A-Z]{3}")
+
+
+def iso_codes(items: Sequence[Any]) -> dict[str, str]:
+    """Currency id -> ISO code from currency setup rows. Neither name is documented, so the id
+    is the row's key (``Key.Id``, ``Id`` or ``CurrencyId``) and the code any field whose name
+    says ISO and whose value is three capital letters (``ISOCode``, ``IsoCurrencyCode``…)."""
+    codes = {}
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        flat = flatten(item)
+        cid = next((str(flat[k]).strip() for k in ("Key.Id", "Id", "CurrencyId", "Key.CurrencyId")
+                    if flat.get(k) not in (None, "")), None)
+        iso = next((str(v).strip() for k, v in flat.items()
+                    if "iso" in k.rsplit(".", 1)[-1].lower() and _ISO.fullmatch(str(v).strip())), None)
+        if cid and iso:
+            codes[cid] = iso
+    return codes
