@@ -3,6 +3,7 @@ per summary time, and each run posts the summaries that are due (each once per s
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
@@ -21,13 +22,17 @@ def erp_summaries(slack_block: str = "slack", audit_block: str = "audit") -> lis
         audit_block: Name of the ERP Slack Audit Database block.
     """
     log = get_run_logger()
+    # A worker starts scheduled runs a few seconds early (its prefetch): the 09:00 run must post
+    # 09:00's summary even when it begins at 08:59:55.
+    scheduled = runtime.flow_run.scheduled_start_time
+    now = max(datetime.now(timezone.utc), scheduled) if scheduled else None
     bot = SlackBot.load(slack_block)
     store = AuditDatabase.load(audit_block).get_store()
     try:
         settings = bot.drain_settings()
         outcomes = post_summaries(
             store, bot.get_client(), [s.to_core() for s in bot.summaries], all_entities(),
-            currency_codes=bot.currency_codes, ops_channel=bot.ops_channel,
+            now=now, currency_codes=bot.currency_codes, ops_channel=bot.ops_channel,
             flow_run_id=str(runtime.flow_run.id) if runtime.flow_run.id else None,
             wait=channel_wait(store, rate_per_channel=settings.rate_per_channel * settings.time_scale,
                               burst=settings.channel_burst, pacer=bot.pacer()),

@@ -74,8 +74,8 @@ def test_gp_flow_posts_and_a_wrong_password_alerts_once(prefect_harness, block_n
 def test_first_run_baseline_records_history_without_posting_then_posts_changes(
     prefect_harness, block_names, syspro_sim, slack_sim, tmp_path
 ):
-    from flows.syspro import syspro_to_slack
     from erp_slack.store import Store
+    from flows.syspro import syspro_to_slack
 
     db = _syspro_blocks(block_names, syspro_sim, slack_sim, tmp_path)
     names = dict(syspro_block=block_names["syspro"], slack_block=block_names["slack"], audit_block=block_names["audit"])
@@ -248,11 +248,10 @@ def test_two_gp_companies_in_one_run_each_delivered_once_and_one_failing_leaves_
 @pytest.mark.parametrize("transport", ["enet", "odata"])
 def test_two_syspro_companies_each_read_from_their_own_database_once(
         prefect_harness, block_names, slack_sim, tmp_path, transport):
-    from simulators._http import serve_on_loopback
-    from simulators.syspro import SysproSimulator
-
     from erp_slack.store import Store
     from flows.syspro import syspro_to_slack
+    from simulators._http import serve_on_loopback
+    from simulators.syspro import SysproSimulator
 
     sim = SysproSimulator(
         companies={"EDU1": {"name": "EDU1 Outdoors"}, "EDU2": {"name": "EDU2 Holdings"}},

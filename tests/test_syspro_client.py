@@ -24,8 +24,8 @@ from erp_slack.model import normalise
 from erp_slack.sources.http import RetryPolicy, safe_url
 from erp_slack.sources.syspro.client import connect
 from erp_slack.sources.syspro.enet import SysproEnetClient, build_comfnd_query, check_enet
-from erp_slack.sources.syspro.odata import SysproODataClient, check_odata, odata_literal
 from erp_slack.sources.syspro.entities import ENTITIES_ENET, ENTITIES_ODATA, entities_for
+from erp_slack.sources.syspro.odata import SysproODataClient, check_odata, odata_literal
 from simulators._http import mock_transport, serve_on_loopback
 from simulators.syspro import INVALID_SESSION, SysproSimulator
 

@@ -95,8 +95,8 @@ def test_a_rowversion_in_an_unexpected_format_is_quarantined_not_dropped(served,
 
 @pytest.mark.parametrize("transport", ["enet", "odata"])
 def test_pages_carry_the_servers_clock_and_a_missing_server_is_unreachable(served, transport):
-    from datetime import datetime, timezone
     import socket
+    from datetime import datetime, timezone
 
     make = ClientFactory(served, AuditLog())
     with make(transport) as client:

@@ -32,7 +32,7 @@ import pytest
 from erp_slack.cycle import SlackOut, poll_step, run_cycle
 from erp_slack.pipeline import Window
 from erp_slack.slack.gateway import SlackGateway
-from erp_slack.slack.send import DrainSettings, Drainer
+from erp_slack.slack.send import Drainer, DrainSettings
 from erp_slack.sources import all_entities
 from erp_slack.sources.syspro.client import connect
 from erp_slack.sources.syspro.entities import entities_for
