@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -714,17 +714,26 @@ class Store:
 
     # --- scheduled summaries --------------------------------------------------------------
 
-    def current_documents(self, kinds: Iterable[tuple[str, str]]) -> list[Delivery]:
+    def current_documents(self, kinds: Iterable[tuple[str, str]]) -> Iterator[Delivery]:
         """Each document's last recorded state, for the (source, entity) pairs given: its newest
-        live row, whatever became of it (sent, filtered by a route, or still waiting)."""
+        live row, whatever became of it (sent, filtered by a route, or still waiting). Streamed,
+        so years of documents are read without holding them all."""
         pairs = [and_(deliveries.c.source == s, deliveries.c.entity == e) for s, e in sorted(set(kinds))]
         if not pairs:
-            return []
+            return
         newest = (select(func.max(deliveries.c.id)).where(deliveries.c.dry_run.is_(False), or_(*pairs))
                   .group_by(deliveries.c.source, deliveries.c.company, deliveries.c.entity, deliveries.c.record_key))
+        c = deliveries.c
+        # Only what a state needs (no claim or attempt columns: their dates cost more to read than the rest).
+        query = (select(c.id, c.uid, c.source, c.company, c.entity, c.record_key, c.event, c.channel, c.status,
+                        c.fields, c.style, c.created_at)
+                 .where(c.id.in_(newest)).order_by(c.id))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(deliveries).where(deliveries.c.id.in_(newest)).order_by(deliveries.c.id)).all()
-        return [_delivery(r) for r in rows]
+            for r in conn.execution_options(yield_per=2000).execute(query):
+                yield Delivery(id=r.id, uid=r.uid, source=r.source, company=r.company, entity=r.entity,
+                               record_key=r.record_key, event=r.event, channel=r.channel, status=r.status,
+                               fields=json.loads(r.fields), changes=(), attempts=0, created_at=_aware(r.created_at),
+                               style=r.style or "new-message")
 
     def summary_post(self, summary: str, slot: datetime, channel: str) -> SummaryPost:
         """The post of ``summary`` for ``slot``, created (with the id its message will carry) if

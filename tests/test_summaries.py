@@ -130,6 +130,16 @@ def test_nothing_matching_says_so_unless_the_summary_skips_empty_mornings(store,
     assert skipped.status == "skipped-empty" and len(summaries_in(slack_sim)) == 1
 
 
+def test_a_line_says_where_a_document_stands_not_what_last_happened_to_it(store, slack_sim):
+    invoice(store, "V1", "Pending Approval", amount="100.00")
+    drain(store, slack_sim)
+    invoice(store, "V1", "Pending Approval", amount="120.00")  # an update: its reply said what changed
+    drain(store, slack_sim)
+    run(store, slack_sim)
+    (line,) = [x for x in body(summaries_in(slack_sim)[0]).splitlines() if "INV-V1" in x]
+    assert "USD 120.00" in line and "updated" not in line.lower() and "→" not in line
+
+
 def test_statuses_companies_and_amounts_filter_like_a_route(store, slack_sim):
     invoice(store, "V1", "Pending Approval", amount="50000.00")
     invoice(store, "V2", "Pending Approval", amount="10.00")

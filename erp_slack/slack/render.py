@@ -362,13 +362,15 @@ def render_digest(
     return _message(*_notify(notices, text, blocks), _metadata(notices, batch_uid))
 
 
-def _digest_line(n: Notice, entities: Mapping[tuple[str, str], Entity], threads: Mapping[str, str]) -> tuple[str, str]:
-    """One record as a digest line (and its summary alone, for the notification text)."""
+def _digest_line(n: Notice, entities: Mapping[tuple[str, str], Entity], threads: Mapping[str, str], *,
+                 events: bool = True) -> tuple[str, str]:
+    """One record as a digest line (and its summary alone, for the notification text); without
+    ``events`` the line says where the document stands, not what last happened to it."""
     entity = entities.get((n.source, n.entity))
     template = _template(n, entity)
     word = _EVENT_WORD.get(n.event, "")
     summary = escape(_fill(template.summary, n, template, entity))
-    tag = f" _{word.lower()}_" if n.event != "created" else ""
+    tag = f" _{word.lower()}_" if events and n.event != "created" else ""
     if _on_hold(n):
         tag += " · *on hold*"
     elif _shown(n, "balance", "money", "") == "Paid":
@@ -377,7 +379,7 @@ def _digest_line(n: Notice, entities: Mapping[tuple[str, str], Entity], threads:
     line = summary
     if due and "{due_date}" not in template.summary:
         line += f" · due {escape(due)}"  # what a clerk sorts a list of invoices by
-    if n.changes and n.event != "created":
+    if events and n.changes and n.event != "created":
         tag += " — " + _changes_text(n, template, entity).replace("\n", "; ")
     thread = safe_link(threads[n.uid], "thread") if n.uid in threads else None
     room = LINE_MAX - (len(thread) + 3 if thread else 0)
@@ -530,7 +532,7 @@ def render_summary(
         count = f"*{len(notices)}* {escape(noun)}" + (f" · *Total* {escape(totals)}" if totals else "")
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(count, SECTION_MAX), verbatim=True)))
         ordered = sorted(notices, key=_due_first)
-        lines = [_digest_line(n, entities, threads)[0] for n in ordered[:limit]]
+        lines = [_digest_line(n, entities, threads, events=False)[0] for n in ordered[:limit]]
         if len(ordered) > limit:
             lines.append(f"…and {len(ordered) - limit} more")
         blocks += _sections(lines)
