@@ -106,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not cfg.slack.summaries:
             raise SystemExit("error: the configuration has no [[slack.summaries]]")
         with console.status("Posting the summaries that are due…"):
-            outcomes = erp_summaries(slack_block=BLOCK_NAMES["slack"], audit_block=BLOCK_NAMES["audit"])
+            # Here a person waits for the answer: no retries (the deployment's runs have them).
+            outcomes = erp_summaries.with_options(retries=0)(slack_block=BLOCK_NAMES["slack"],
+                                                             audit_block=BLOCK_NAMES["audit"])
         for o in outcomes:
             console.print(f"{o['summary']}: {o['status']}" + (f" ({o['documents']} documents)"
                                                              if o["status"] == "posted" else ""))

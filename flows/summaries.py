@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger, runtime
 
 from blocks import AuditDatabase, SlackBot
+from erp_slack.errors import DeliveryFailed
 from erp_slack.slack.summary import channel_wait, post_summaries
 from erp_slack.sources import all_entities
 
@@ -44,6 +45,8 @@ def erp_summaries(slack_block: str = "slack", audit_block: str = "audit") -> lis
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         # Visibly not green: Prefect retries the run, and the ops channel has been told.
-        raise RuntimeError("; ".join(f"{o.summary}: {o.error}" for o in failed))
+        raise DeliveryFailed("summary not posted: " + "; ".join(f"{o.summary}: {o.error}" for o in failed),
+                             advice="check that the channel exists and the bot may post there (channel_not_found: "
+                                    "fix the summary's channel; not_in_channel: invite the bot)")
     return [{"summary": o.summary, "slot": o.slot.isoformat() if o.slot else None, "status": o.status,
              "documents": o.documents} for o in outcomes]

@@ -39,12 +39,12 @@ url = "sqlite:///{tmp_path / 'audit.db'}"
     return path
 
 
-def _run(tmp_path: Path, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, config: Path, *extra: str, source: str = "syspro") -> subprocess.CompletedProcess[str]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ERP_SLACK_"))}
     env["HOME"] = str(home)
-    return subprocess.run([ERP_SLACK, "run", "syspro", "--config", str(config), *extra], env=env,
+    return subprocess.run([ERP_SLACK, "run", source, "--config", str(config), *extra], env=env,
                           capture_output=True, text=True, timeout=240)
 
 
@@ -94,3 +94,26 @@ def test_the_audit_database_and_its_wal_are_private(tmp_path, syspro_sim, slack_
     assert tmp_path / "audit.db" in files
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+
+
+def test_run_summaries_posts_what_is_due_once_and_a_failing_one_is_one_error_line(tmp_path, syspro_sim, slack_sim):
+    config = _config(tmp_path, syspro_sim, slack_sim, password=syspro_sim.password)
+    config.write_text(config.read_text().replace("[audit]", """[[slack.summaries]]
+title = "Open supplier invoices"
+channel = "#ap-invoices"
+at = ["00:00"]
+entity = "ap_invoice"
+
+[audit]"""))
+    assert _run(tmp_path, config).returncode == 0  # the SYSPRO run records the invoices
+    first = _run(tmp_path, config, source="summaries")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "#ap-invoices Open supplier invoices: posted (" in first.stdout
+    summaries = [m for m in slack_sim.sim.posted("#ap-invoices") if m["metadata"]["event_type"] == "erp_summary_posted"]
+    assert len(summaries) == 1 and "Open supplier invoices · 00:00" in summaries[0]["blocks"][0]["text"]["text"]
+
+    config.write_text(config.read_text().replace('channel = "#ap-invoices"\nat', 'channel = "#nowhere"\nat'))
+    failed = _run(tmp_path, config, source="summaries")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr + failed.stdout
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "channel_not_found" in errors[0], failed.stderr[-2000:]
