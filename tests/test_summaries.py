@@ -5,18 +5,23 @@ the other summaries go. Against the loopback Slack simulator."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, time, timezone
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from erp_slack.config import SummaryConfig, parse_config
 from erp_slack.errors import ConfigError
 from erp_slack.routing import Rule
 from erp_slack.slack.gateway import SlackGateway
 from erp_slack.slack.send import Drainer, DrainSettings
-from erp_slack.slack.summary import Summary, post_summaries
+from erp_slack.slack.summary import Summary, matching_documents, post_summaries
 from erp_slack.sources import all_entities
 from erp_slack.store import NewDelivery, Store
+from tests._history_model import PROFILE  # noqa: F401  (loads the ci or deep Hypothesis profile)
 
 ENTITIES = all_entities()
 CHANNEL = "#ap-invoices"
@@ -272,3 +277,68 @@ def test_the_summaries_flow_posts_what_the_gp_run_recorded_once_per_slot(
     assert f"*{len(expected)}* supplier invoices" in body(message)
     again = erp_summaries(slack_block=block_names["slack"], audit_block=block_names["audit"])
     assert [o["status"] for o in again] == ["already-posted"] and len(summaries_in(slack_sim)) == 1
+
+
+# --- generated histories ---------------------------------------------------------------------------
+
+DOCS = ["A", "B", "C"]
+STATES = ["Submitted", "Pending Approval", "Approved"]
+AMOUNTS = ["50.00", "150.00", "5000.00"]
+PENDING_LARGE = SummaryConfig(title="Large invoices awaiting approval", channel=CHANNEL, at=["09:00"],
+                              entity="payables_invoice", where={"approval": ["Pending Approval"]},
+                              min_amount="100").to_core()
+
+
+class SummaryHistory(RuleBasedStateMachine):
+    """Invoices change state, are re-read, rehearsed in dry runs, held back by a baseline and
+    revived by a backfill; the summary always lists exactly the invoices whose latest live state
+    matches, as that state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = tempfile.TemporaryDirectory()
+        self.store = Store(f"sqlite:///{self.folder.name}/audit.db")
+        self.latest: dict[str, tuple[str, str, str]] = {}  # doc -> (approval, amount, status of its row)
+
+    def teardown(self) -> None:
+        self.store.dispose()
+        self.folder.cleanup()
+
+    def _enqueue(self, doc: str, approval: str, amount: str, *, status: str, dry_run: bool = False,
+                 requeue: bool = False) -> None:
+        self.store.enqueue(source="gp", company="TWO", entity="payables_invoice", dry_run=dry_run,
+                           requeue_filtered=requeue, items=[NewDelivery(
+                               record_key=f"Invoice|{doc}", version=f"{approval}-{amount}", channel=CHANNEL,
+                               status=status, reason="" if status == "pending" else "baseline", cursor=doc,
+                               fields={"invoice": f"INV-{doc}", "supplier": "ACME", "amount": amount,
+                                       "currency": "Z-US$", "approval": approval, "status": "Posted"},
+                               status_field="status", watch=("approval", "amount"))])
+
+    @rule(doc=st.sampled_from(DOCS), approval=st.sampled_from(STATES), amount=st.sampled_from(AMOUNTS),
+          held_back=st.booleans())
+    def erp_shows(self, doc: str, approval: str, amount: str, held_back: bool) -> None:
+        self._enqueue(doc, approval, amount, status="filtered" if held_back else "pending")
+        if self.latest.get(doc, ("", "", ""))[:2] != (approval, amount):
+            self.latest[doc] = (approval, amount, "filtered" if held_back else "pending")
+
+    @rule(doc=st.sampled_from(DOCS), approval=st.sampled_from(STATES), amount=st.sampled_from(AMOUNTS))
+    def dry_run_rehearses(self, doc: str, approval: str, amount: str) -> None:
+        self._enqueue(doc, approval, amount, status="dry-run", dry_run=True)  # changes nothing live
+
+    @rule(doc=st.sampled_from(DOCS))
+    def backfill_revives(self, doc: str) -> None:
+        if doc in self.latest:
+            approval, amount, _ = self.latest[doc]
+            self._enqueue(doc, approval, amount, status="pending", requeue=True)
+
+    @invariant()
+    def the_summary_lists_exactly_the_matching_latest_states(self) -> None:
+        listed = {d.record_key.split("|")[1]: (d.fields["approval"], d.fields["amount"])
+                  for d in matching_documents(self.store, PENDING_LARGE, ENTITIES)}
+        expected = {doc: (a, amt) for doc, (a, amt, _) in self.latest.items()
+                    if a == "Pending Approval" and float(amt) >= 100}
+        assert listed == expected
+
+
+def test_summary_histories() -> None:
+    run_state_machine_as_test(lambda: SummaryHistory(), settings=settings())
