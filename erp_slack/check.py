@@ -201,7 +201,7 @@ def _slack_checks(gateway: SlackGateway, channels: Sequence[str]) -> list[CheckR
     return results
 
 
-_STYLES = {"living": "one message per document, edited as it changes, a thread reply per change",
+_DELIVERY_WORDS = {"living": "one message per document, edited as it changes, a thread reply per change",
            "thread-only": "one message per document, a thread reply per change",
            "new-message": "a message per change"}
 
@@ -215,7 +215,7 @@ def _notify_rows(routes: Sequence[Rule]) -> list[CheckResult]:
             continue
         how = (f"replies in {rule.archive}ly archive threads ({rule.archive_timezone})"
                + (", also shown in the channel" if rule.archive_in_channel else "")) if rule.archive \
-            else _STYLES[rule.message]
+            else _DELIVERY_WORDS[rule.message]
         if rule.urgent:
             how += "; urgent: sent even in quiet hours"
         rows.append(CheckResult("Slack", f"messages of {rule.label(i)}", True, f"{rule.channel}: {how}"))

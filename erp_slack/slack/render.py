@@ -531,7 +531,7 @@ def render_summary(
         totals = _totals(notices, entities)
         count = f"*{len(notices)}* {escape(noun)}" + (f" · *Total* {escape(totals)}" if totals else "")
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(count, SECTION_MAX), verbatim=True)))
-        ordered = sorted(notices, key=_due_first)
+        ordered = sorted(notices, key=due_first)
         lines = [_digest_line(n, entities, threads, events=False)[0] for n in ordered[:limit]]
         if len(ordered) > limit:
             lines.append(f"…and {len(ordered) - limit} more")
@@ -555,7 +555,8 @@ class _Company:
     record_key: str = ""
 
 
-def _due_first(n: Notice) -> tuple[str, str]:
+def due_first(n: Notice) -> tuple[str, str]:
+    """The order a summary lists documents in: earliest due first, then by key."""
     due = n.fields.get("due_date")
     return (str(due)[:10] if due else "9999", n.record_key)
 

@@ -27,7 +27,7 @@ from erp_slack.errors import SlackError, SlackRejected
 from erp_slack.model import Entity, Record
 from erp_slack.routing import Rule
 from erp_slack.slack.gateway import SlackGateway
-from erp_slack.slack.render import coded, render_summary
+from erp_slack.slack.render import coded, due_first, render_summary
 from erp_slack.store import Delivery, Store, SummaryPost, utcnow
 
 __all__ = ["Summary", "SummaryOutcome", "matching_documents", "post_summaries", "channel_wait", "WEEKDAYS"]
@@ -109,6 +109,7 @@ class _Context:
     currency_codes: Mapping[str, str]
     wait: Callable[[str], None]
     audit: Callable[..., None]
+    erp_codes: Mapping[tuple[str, str], Mapping[str, str]]  # the ERPs' own currency setups
     channel_ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -154,7 +155,8 @@ def post_summaries(
     def audit(kind: str, **kw: object) -> None:
         store.audit(kind, flow_run_id=flow_run_id, **kw)
 
-    ctx = _Context(store, gateway, entities, store.company_names(), currency_codes or {}, wait, audit)
+    ctx = _Context(store, gateway, entities, store.company_names(), currency_codes or {}, wait, audit,
+                   store.currency_codes())
     outcomes = []
     for s in summaries:
         outcome = _one(ctx, s, now)
@@ -214,11 +216,10 @@ def _one(ctx: _Context, summary: Summary, now: datetime) -> SummaryOutcome:
 
 def _post(ctx: _Context, summary: Summary, post: SummaryPost, channel_id: str, docs: list[Delivery],
           now: datetime) -> SummaryOutcome:
-    erp = ctx.store.currency_codes()
-    shown = [coded(d, ctx.entities.get((d.source, d.entity)), {**erp.get((d.source, d.company), {}),
+    shown = [coded(d, ctx.entities.get((d.source, d.entity)), {**ctx.erp_codes.get((d.source, d.company), {}),
                                                                  **ctx.currency_codes}) for d in docs]
     threads = {}
-    for d in shown:
+    for d in sorted(shown, key=due_first)[:summary.limit]:  # only the lines shown link a thread
         live = ctx.store.living(d)
         link = live and ctx.gateway.permalink(live.channel_id, live.ts)
         if link:
